@@ -1,0 +1,8 @@
+"""Hyperparameter optimisation of U-Nets for small anatomical structures."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("hpo")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,1 @@
+"""Datasets: layouts, validation, preprocessing and its cache, splits, patch sampling and importers."""

@@ -1,0 +1,73 @@
+"""Deterministic training and validation splits: seeded, grouped, or given as an explicit fold."""
+
+from __future__ import annotations
+
+import random
+
+from hpo.data.layouts import Case
+from hpo.errors import DatasetError
+
+
+def select_subset(cases: list[Case], max_cases: int | None, seed: int) -> list[Case]:
+    """Return at most `max_cases` cases, the same ones for the same seed, in dataset order."""
+    if max_cases is None or max_cases >= len(cases):
+        return list(cases)
+    chosen = set(random.Random(seed).sample(range(len(cases)), max_cases))
+    return [case for index, case in enumerate(cases) if index in chosen]
+
+
+def split_cases(
+    cases: list[Case],
+    validation_fraction: float,
+    seed: int,
+    folds: dict[str, list[str]] | None = None,
+    group_by: str | None = None,
+) -> tuple[list[Case], list[Case]]:
+    """Split cases into training and validation.
+
+    With `folds`, the listed case identifiers are used as given. Otherwise a seeded shuffle puts
+    `validation_fraction` of the cases (at least one) into validation; with `group_by`, whole
+    groups (cases sharing that metadata value, such as a patient or a video) move together.
+    """
+    if folds is not None:
+        return _split_by_folds(cases, folds)
+
+    groups = _group(cases, group_by)
+    keys = sorted(groups)
+    if len(keys) < 2:
+        msg = f"Cannot split {len(cases)} cases in {len(keys)} group(s); training and validation each need one."
+        raise DatasetError(msg)
+    random.Random(seed).shuffle(keys)
+    n_validation = min(max(1, round(validation_fraction * len(keys))), len(keys) - 1)
+    validation_keys = set(keys[:n_validation])
+
+    training = [case for key in sorted(groups) if key not in validation_keys for case in groups[key]]
+    validation = [case for key in sorted(groups) if key in validation_keys for case in groups[key]]
+    return training, validation
+
+
+def _group(cases: list[Case], group_by: str | None) -> dict[str, list[Case]]:
+    groups: dict[str, list[Case]] = {}
+    missing = []
+    for case in cases:
+        if group_by is None:
+            key = case.case_id
+        elif group_by in case.metadata:
+            key = str(case.metadata[group_by])
+        else:
+            missing.append(case.case_id)
+            continue
+        groups.setdefault(key, []).append(case)
+    if missing:
+        msg = f"data.group_by is '{group_by}' but {len(missing)} cases have no such key in dataset.json: {missing[:10]}"
+        raise DatasetError(msg)
+    return groups
+
+
+def _split_by_folds(cases: list[Case], folds: dict[str, list[str]]) -> tuple[list[Case], list[Case]]:
+    by_id = {case.case_id: case for case in cases}
+    unknown = sorted((set(folds["training"]) | set(folds["validation"])) - set(by_id))
+    if unknown:
+        msg = f"data.folds names cases that are not in the dataset: {unknown[:10]}"
+        raise DatasetError(msg)
+    return [by_id[c] for c in folds["training"]], [by_id[c] for c in folds["validation"]]

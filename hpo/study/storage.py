@@ -1,0 +1,106 @@
+"""Study storage: choosing the URL, masking its password, and opening it with sane engine settings.
+
+The embedded default is a SQLite file in write-ahead-log mode with a long busy timeout, so several
+local workers and an optuna-dashboard can share it. PostgreSQL goes through SQLAlchemy and
+psycopg 3 with a small, pre-pinged connection pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from hpo.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+STORAGE_ENVIRONMENT_VARIABLE = "HPO_STORAGE"
+SQLITE_BUSY_TIMEOUT_SECONDS = 60
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def resolve_storage_url(flag: str | None, configured: str | None, study_dir: Path) -> str:
+    """Pick the storage URL: the `--storage` flag, then `HPO_STORAGE`, then the config, then a SQLite file in the study folder."""
+    for candidate in (flag, os.environ.get(STORAGE_ENVIRONMENT_VARIABLE), configured):
+        if candidate:
+            return candidate
+    return f"sqlite:///{Path(study_dir) / 'study.db'}"
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, safe to print and log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparsable storage URL>"
+
+
+def open_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None, max_retries: int = 1
+) -> optuna.storages.RDBStorage:
+    """Open an Optuna RDB storage, creating a SQLite file's folder and WAL mode as needed.
+
+    With `heartbeat_interval`, a trial whose worker stops beating for `grace_period` seconds is
+    marked FAIL and queued again, at most `max_retries` times.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as error:
+        msg = f"Storage URL {mask_url(url)} is not a valid SQLAlchemy URL, such as sqlite:///study.db or postgresql+psycopg://user:password@host:5432/db."
+        raise StorageError(msg) from error
+
+    engine_kwargs = _engine_kwargs(parsed.get_backend_name())
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        _prepare_sqlite_file(Path(parsed.database))
+    heartbeat = {}
+    if heartbeat_interval:
+        heartbeat = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries),
+        }
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+    except Exception as error:  # SQLAlchemy and the drivers raise many types for an unreachable server
+        raise StorageError(describe_connection_failure(url, error)) from error
+
+
+def describe_connection_failure(url: str, error: Exception) -> str:
+    """A message naming the host, port and database that could not be used, without the password."""
+    parsed = make_url(url)
+    where = f"database '{parsed.database}'"
+    if parsed.host:
+        where += f" on {parsed.host}:{parsed.port or 'default port'}"
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"Could not open study storage {mask_url(url)} ({where}): {first_line}. "
+        "Check that the server is running and reachable, and the user, password and database name; "
+        f"or pass another URL with --storage or {STORAGE_ENVIRONMENT_VARIABLE}."
+    )
+
+
+def _engine_kwargs(backend: str) -> dict:
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
+    if backend == "postgresql":
+        return {
+            "pool_pre_ping": True,
+            "pool_size": 2,
+            "max_overflow": 2,
+            "pool_recycle": 1800,
+            "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        }
+    return {"pool_pre_ping": True}
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the folder and switch the file to write-ahead logging, which lets readers and one writer work at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
