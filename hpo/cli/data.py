@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     download = commands.add_parser("download", help="download a Medical Segmentation Decathlon task (MD5 verified)")
     download.add_argument("task", nargs="?", default="Task04_Hippocampus", help="task name (default: Task04_Hippocampus)")
     download.add_argument("--out", required=True, help="folder to extract into; the dataset lands in OUT/TASK")
-    download.add_argument("--url", help="download from this URL instead (a mirror, or file:// for a local archive)")
+    download.add_argument("--url", help="download from this URL instead (an HTTP or HTTPS mirror)")
     download.add_argument("--md5", help="expected MD5 of the archive at --url")
     download.set_defaults(handler=download_command)
 

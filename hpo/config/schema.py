@@ -190,11 +190,11 @@ class ParameterRule:
                 msg = f"{name}: {bad} not valid; choose from {list(self.allowed)}"
                 raise ValueError(msg)
             return
-        if self.kind is int and spec.log is False and any(float(v) != int(float(v)) for v in values):
-            msg = f"{name} must be a whole number but got {values}"
-            raise ValueError(msg)
-        if self.kind is not str and any(isinstance(v, (str, bool)) for v in values):
+        if any(isinstance(v, (str, bool)) for v in values):
             msg = f"{name} must be a number but got {values}"
+            raise ValueError(msg)
+        if self.kind is int and any(float(v) != int(float(v)) for v in values):
+            msg = f"{name} must be a whole number but got {values}"
             raise ValueError(msg)
         self._check_bounds(name, values)
 

@@ -24,7 +24,7 @@ def decathlon_source(task: str) -> tuple[str, str]:
 def download_decathlon(task: str, destination: str | Path, url: str | None = None, md5: str | None = None) -> Path:
     """Download and extract a Decathlon task into `destination/<task>`, verifying the archive's MD5.
 
-    `url` and `md5` replace MONAI's recorded source, for a mirror or a local copy (`file://...`).
+    `url` and `md5` replace MONAI's recorded source, for an HTTP or HTTPS mirror.
     Returns the extracted dataset folder. An existing folder with a dataset.json is kept as it is.
     """
     from monai.apps import download_and_extract
