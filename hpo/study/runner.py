@@ -74,6 +74,8 @@ def run_worker(
     every worker and earlier run) or `timeout` seconds of this run have passed."""
     n_trials = n_trials if n_trials is not None else config.budget.n_trials
     timeout = timeout if timeout is not None else config.budget.timeout
+    # The data is checked before the study is opened, so a broken dataset leaves no study behind.
+    data = load_study_data(config.data, config.model.spatial_dims)
     handle = open_study(config, storage)
     study = handle.study
     finished = count_trials(study, FINISHED_STATES)
@@ -83,7 +85,6 @@ def run_worker(
         f"{n_trials} trials" if n_trials else f"{timeout:.0f} s",
     )
 
-    data = load_study_data(config.data, config.model.spatial_dims)
     _record_study_attributes(study, data.describe())
 
     def trials_left() -> int | None:

@@ -42,6 +42,8 @@ def hausdorff95_per_structure(
     with warnings.catch_warnings():
         # MONAI 1.5 to 1.6 warn about a deprecated argument that its own metric code still passes.
         warnings.filterwarnings("ignore", category=FutureWarning, module="monai")
+        # An empty structure is expected here and gives NaN, which the callers handle.
+        warnings.filterwarnings("ignore", message="the (prediction|ground truth) of class", category=UserWarning)
         distances = compute_hausdorff_distance(
             one_hot(prediction, num_classes), one_hot(target, num_classes),
             include_background=False, percentile=95, spacing=spacing,

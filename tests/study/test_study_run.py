@@ -1,0 +1,78 @@
+"""Short real studies on hippocampus MRI: trials complete, resume, reproduce and get pruned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo.config import parse_config
+from hpo.config.loader import resolve_paths
+from hpo.study.runner import open_study, run_worker
+from hpo.study.summary import summarise
+from tests.conftest import tiny_study_dict
+
+
+def tiny_config(tmp_path: Path, data: Path, **overrides):
+    return resolve_paths(parse_config(tiny_study_dict(data, tmp_path / "runs", **overrides)), tmp_path)
+
+
+def test_short_study_records_dice(tmp_path, hippocampus_dir):
+    study = run_worker(tiny_config(tmp_path, hippocampus_dir))
+
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 2
+    for trial in trials:
+        assert set(trial.user_attrs["dice_per_structure"]) == {"Anterior", "Posterior"}
+        assert 0.0 <= trial.value <= 1.0
+        assert trial.value == pytest.approx(sum(trial.user_attrs["dice_per_structure"].values()) / 2)
+        assert Path(trial.user_attrs["checkpoint"]).is_file()
+        assert len(trial.intermediate_values) == 2, "one report per epoch"
+        assert trial.user_attrs["training_config"]["learning_rate"] == trial.params["learning_rate"]
+    assert (tmp_path / "runs" / "tiny" / "study.db").is_file(), "the embedded default lives beside the outputs"
+    assert study.user_attrs["labels"] == {"0": "background", "1": "Anterior", "2": "Posterior"}
+
+
+def test_resume_adds_to_study(tmp_path, hippocampus_dir):
+    config = tiny_config(tmp_path, hippocampus_dir)
+    run_worker(config, n_trials=1)
+    run_worker(config, n_trials=3)
+    study = run_worker(config, n_trials=3)  # the budget is already spent: no new trial
+
+    assert [trial.number for trial in study.trials] == [0, 1, 2]
+    assert len(optuna.get_all_study_names(open_study(config).storage_url)) == 1
+
+
+def test_same_seed_same_first_trial(tmp_path, hippocampus_dir):
+    first = run_worker(tiny_config(tmp_path / "a", hippocampus_dir), n_trials=1)
+    second = run_worker(tiny_config(tmp_path / "b", hippocampus_dir), n_trials=1)
+    assert first.trials[0].params == second.trials[0].params
+
+
+def test_pruner_stops_useless_learning_rate(tmp_path, hippocampus_dir):
+    config = tiny_config(
+        tmp_path, hippocampus_dir,
+        search_space={"learning_rate": {"low": 1e-7, "high": 1e-2, "log": True}, "epochs": {"value": 4}, "batch_size": {"value": 4}},
+        pruner={"name": "median", "n_startup_trials": 1, "n_warmup_steps": 2},
+        training={"device": "cpu", "iterations_per_epoch": 8, "seed": 0},
+    )
+    study = open_study(config).study
+    study.enqueue_trial({"learning_rate": 1e-2})
+    study.enqueue_trial({"learning_rate": 1e-7})  # far too small to move the weights in four epochs
+    study = run_worker(config, n_trials=2)
+
+    useful, useless = study.trials
+    assert useful.state == TrialState.COMPLETE
+    assert useless.state == TrialState.PRUNED
+    assert useless.user_attrs["epochs_run"] == 2, "steps are epochs trained, and the pruner may act from step n_warmup_steps on"
+    assert useless.intermediate_values[2] < useful.intermediate_values[2]
+
+
+def test_summary_json_shape(tmp_path, hippocampus_dir):
+    study = run_worker(tiny_config(tmp_path, hippocampus_dir), n_trials=1)
+    summary = summarise(study)
+    assert summary["study_name"] == "tiny"
+    assert summary["n_trials_by_state"] == {"COMPLETE": 1, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0}
+    assert set(summary["best_trial"]) == {"number", "value", "params", "user_attrs"}
