@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def decathlon_source(task: str) -> tuple[str, str]:
-    """The download URL and MD5 checksum that MONAI records for a Decathlon task such as Task04_Hippocampus."""
+    """Return the download URL and MD5 checksum that MONAI records for a Decathlon task such as Task04_Hippocampus."""
     from monai.apps.datasets import DecathlonDataset
 
     if task not in DecathlonDataset.resource:

@@ -1,6 +1,6 @@
 """The epoch loop of one trial: patches in, validation Dice out after every epoch, best weights kept.
 
-The trainer knows nothing of Optuna. It takes a frozen `TrainingConfig`, the study's data and a
+The trainer does not import Optuna. It takes a frozen `TrainingConfig`, the study's data and a
 `Reporter`; after each epoch it hands the reporter an `EpochRecord` and stops when the reporter
 asks it to.
 """
@@ -37,7 +37,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch produced."""
+    """The results of one epoch."""
 
     epoch: int  # 1-based
     epochs: int
@@ -85,7 +85,7 @@ class NullReporter:
 
 
 def resolve_device(requested: str) -> torch.device:
-    """`auto` picks CUDA when a GPU is visible, else the CPU."""
+    """Return the torch device for `requested`: `auto` picks CUDA when a GPU is visible, else the CPU."""
     if requested == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("training.device is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
     if requested == "auto":
