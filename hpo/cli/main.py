@@ -1,7 +1,7 @@
 """The `hpo` command: parses arguments, configures logging and dispatches to one command module.
 
 Command modules import their heavy dependencies (torch, MONAI, Optuna) inside their functions,
-so that `hpo --help` answers at once.
+so that `hpo --help` returns at once.
 """
 
 from __future__ import annotations

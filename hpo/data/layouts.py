@@ -1,7 +1,7 @@
 """Dataset layouts: the Medical Segmentation Decathlon and nnU-Net v2 folders, read into `DatasetInfo`.
 
 Decathlon: `dataset.json` lists `training` pairs of `image` and `label` paths and maps label
-values (as strings) to names in `labels`; a multi-channel image is one 4D file.
+values (as strings) to names in `labels`. A multi-channel image is one 4D file.
 nnU-Net v2: `dataset.json` has `channel_names`, `labels` (name to value) and `file_ending`;
 channel `k` of case `c` is `imagesTr/c_000k<file_ending>` and its label `labelsTr/c<file_ending>`.
 """
@@ -46,7 +46,7 @@ class DatasetInfo:
 
 
 def read_dataset(root: str | Path, layout: str = "auto") -> DatasetInfo:
-    """Read a dataset folder in the Decathlon or nnU-Net v2 layout (`auto` tells them apart)."""
+    """Read a dataset folder in the Decathlon or nnU-Net v2 layout (`auto` detects which)."""
     root = Path(root)
     manifest = root / "dataset.json"
     if not manifest.is_file():

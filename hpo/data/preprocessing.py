@@ -1,7 +1,7 @@
 """Per-volume preprocessing: reorientation, channel stacking and intensity normalisation.
 
 The same functions serve training (through the cache) and prediction on new files, so an
-exported model sees its inputs exactly as its trial did.
+exported model receives its inputs exactly as its trial did.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hpo.errors import DatasetError
 
 @dataclass(frozen=True)
 class PreprocessingSettings:
-    """How volumes are turned into network inputs; stored with exported models."""
+    """Settings that turn volumes into network inputs, stored with exported models."""
 
     orientation: str = "RAS"
     clip_percentiles: tuple[float, float] = (0.5, 99.5)

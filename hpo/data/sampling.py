@@ -52,7 +52,7 @@ class PatchDataset(Dataset):
 
 
 def choose_centre(case: PreparedCase, foreground_ratio: float, rng: np.random.Generator) -> np.ndarray:
-    """A patch centre: a random labelled voxel with probability `foreground_ratio`, else any voxel."""
+    """Choose a patch centre: a random labelled voxel with probability `foreground_ratio`, else any voxel."""
     if len(case.foreground) and rng.random() < foreground_ratio:
         return case.foreground[int(rng.integers(len(case.foreground)))]
     return np.array([int(rng.integers(size)) for size in case.label.shape])

@@ -59,7 +59,7 @@ def _compare_grids(image_path: Path, image, label_path: Path, label) -> list[str
 
 
 def label_value_problems(label_path: Path, values: np.ndarray, declared: dict[int, str]) -> list[str]:
-    """Return a problem line when a label file holds values that are not whole or not declared."""
+    """Return a problem line when a label file contains values that are not whole or not declared."""
     unique = np.unique(values)
     if not np.all(np.equal(np.mod(unique, 1), 0)):
         fractional = unique[np.mod(unique, 1) != 0][:5].tolist()

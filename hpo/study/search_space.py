@@ -35,7 +35,7 @@ def suggest(trial: optuna.Trial, name: str, spec: ParamSpec) -> Any:
 
 
 def sample_parameters(trial: optuna.Trial, config: StudyConfig) -> dict[str, Any]:
-    """All hyperparameters of one trial: searched ones sampled, the others at their defaults."""
+    """Return all hyperparameters of one trial: searched ones sampled, the others at their defaults."""
     values = dict(DEFAULTS, dropout=config.model.dropout)
     for name in type(config.search_space).model_fields:
         spec = getattr(config.search_space, name)
@@ -79,7 +79,7 @@ def build_training_config(
 
 
 def max_epochs(config: StudyConfig) -> int:
-    """The largest epoch count the search space allows: the pruners' maximum resource."""
+    """Return the largest epoch count the search space allows: the pruners' maximum resource."""
     spec = config.search_space.epochs
     if spec.value is not None:
         return int(spec.value)

@@ -11,7 +11,7 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
 def summarise(study: optuna.Study) -> dict[str, Any]:
-    """The study's name, its trials counted by state, and its best trial (None before one completes)."""
+    """Return the study's name, its trials counted by state, and its best trial (None before one completes)."""
     trials = study.get_trials(deepcopy=False)
     counts = {state: 0 for state in STATES}
     for trial in trials:
@@ -34,7 +34,7 @@ def _best_trial(study: optuna.Study) -> dict[str, Any] | None:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text report: trial counts, then the best trial's parameters, Dice and checkpoint."""
+    """Format a plain-text report: trial counts, then the best trial's parameters, Dice and checkpoint."""
     counts = ", ".join(f"{state} {count}" for state, count in summary["n_trials_by_state"].items())
     lines = [f"Study {summary['study_name']}: {summary['n_trials']} trials ({counts})"]
     best = summary["best_trial"]
