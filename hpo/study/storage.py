@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import warnings
 from pathlib import Path
 
 import optuna
@@ -59,16 +60,19 @@ def open_storage(
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         _prepare_sqlite_file(Path(parsed.database))
     heartbeat = {}
-    if heartbeat_interval:
-        heartbeat = {
-            "heartbeat_interval": heartbeat_interval,
-            "grace_period": grace_period,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries),
-        }
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
-    except Exception as error:  # SQLAlchemy and the drivers raise many types for an unreachable server
-        raise StorageError(describe_connection_failure(url, error)) from error
+    with warnings.catch_warnings():
+        # Heartbeats and their retry callback are marked experimental in Optuna 5.1; hpo relies on them knowingly.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if heartbeat_interval:
+            heartbeat = {
+                "heartbeat_interval": heartbeat_interval,
+                "grace_period": grace_period,
+                "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries),
+            }
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+        except Exception as error:  # SQLAlchemy and the drivers raise many types for an unreachable server
+            raise StorageError(describe_connection_failure(url, error)) from error
 
 
 def describe_connection_failure(url: str, error: Exception) -> str:
