@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from hpo.config import parse_config
 from hpo.config.loader import resolve_paths
 from hpo.study.runner import open_study, run_worker
-from hpo.study.summary import summarise
+from hpo.study.summary import format_summary, summarise
 from tests.conftest import tiny_study_dict
 
 
@@ -76,3 +76,10 @@ def test_summary_json_shape(tmp_path, hippocampus_dir):
     assert summary["study_name"] == "tiny"
     assert summary["n_trials_by_state"] == {"COMPLETE": 1, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0}
     assert set(summary["best_trial"]) == {"number", "value", "params", "user_attrs"}
+    assert summary["trials"][0]["state"] == "COMPLETE"
+
+    text = format_summary(summary)
+    assert "Study tiny: 1 trials (COMPLETE 1, PRUNED 0, FAIL 0, RUNNING 0, WAITING 0)" in text
+    assert "  Dice Anterior" in text
+    assert "best epoch" in text
+    assert str(study.best_trial.user_attrs["checkpoint"]) in text
