@@ -10,6 +10,7 @@ import optuna
 
 from hpo.config.schema import StudyConfig
 from hpo.data.study_data import StudyData
+from hpo.study.artifacts import open_artifact_store, upload_trial_artifacts
 from hpo.study.progress import StudyClock, log_epoch
 from hpo.study.search_space import build_training_config, sample_parameters
 from hpo.training.trainer import EpochRecord, train
@@ -48,6 +49,7 @@ class Objective:
         self.study_dir = Path(study_dir)
         self.clock = clock
         self.trials_left = trials_left
+        self.artifact_store = open_artifact_store(config.study.artifact_store, self.study_dir)
 
     def __call__(self, trial: optuna.Trial) -> float:
         started = time.monotonic()
@@ -72,6 +74,7 @@ class Objective:
             self.clock.finish_trial(time.monotonic() - started)
 
         record_result(trial, result, structure_names, time.monotonic() - started)
+        upload_trial_artifacts(trial, self.artifact_store, result, self.data, output_dir)
         if result.stopped_early:
             logger.info("Trial %d pruned after epoch %d (best mean Dice %.3f)", trial.number, result.epochs_run, result.best_dice)
             raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
