@@ -15,7 +15,7 @@ from hpo import __version__
 from hpo.errors import HpoError
 
 # Each module registers its subcommands with `register(subparsers)`.
-COMMAND_MODULES = ("run", "status", "data")
+COMMAND_MODULES = ("run", "worker", "status", "data", "dashboard", "export", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
