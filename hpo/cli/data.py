@@ -16,6 +16,10 @@ def register(subparsers) -> None:
     download.add_argument("--md5", help="expected MD5 of the archive at --url")
     download.set_defaults(handler=download_command)
 
+    from hpo.cli import data_import
+
+    data_import.register(commands)
+
 
 def download_command(arguments: argparse.Namespace) -> int:
     from hpo.data.download import download_decathlon
