@@ -105,12 +105,19 @@ def upload_trial_artifacts(trial: optuna.Trial, store, result, data, output_dir:
     uploaded: dict[str, str] = {}
     for path in files:
         try:
-            uploaded[Path(path).name] = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+            uploaded[Path(path).name] = upload_artifact(
+                artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype=_mimetype(Path(path)),
+            )
         except Exception as error:  # storage back ends raise OSError, botocore errors and more
             logger.warning("Trial %d: upload of artifact %s failed: %s: %s", trial.number, path, type(error).__name__, error)
     trial.set_user_attr(ARTIFACTS_ATTR, uploaded)
     logger.debug("Trial %d: uploaded artifacts %s", trial.number, sorted(uploaded))
     return uploaded
+
+
+def _mimetype(path: Path) -> str | None:
+    # Python's guess for .pt comes from the system's mime.types and can be unrelated (a SNES format on Debian).
+    return "application/octet-stream" if path.suffix == ".pt" else None
 
 
 def _draw_learning_curve(number: int, result, path: Path) -> Path:
