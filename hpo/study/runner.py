@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,19 +13,17 @@ from optuna.trial import TrialState
 from hpo.config.loader import study_dir
 from hpo.config.schema import StudyConfig
 from hpo.data.study_data import load_study_data
+from hpo.study.budget import FINISHED_STATES, TrialBudget
 from hpo.study.factories import build_pruner, build_sampler
+from hpo.study.interrupt import StopSignals
 from hpo.study.objective import Objective
 from hpo.study.progress import StudyClock
 from hpo.study.search_space import max_epochs
 from hpo.study.storage import mask_url, open_storage, resolve_storage_url
-from hpo.training.trainer import NonFiniteLossError
+from hpo.study.trial_guard import TrialGuard, default_worker_name
+from hpo.study.worker_loop import WorkerLoop
 
 logger = logging.getLogger(__name__)
-
-# States that use up the budget. Failed trials do not, so a crash costs no trial.
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-# Errors that end one trial but not the worker; anything else (a bad config, broken data) stops it.
-TRIAL_ERRORS = (NonFiniteLossError,)
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,7 @@ class StudyHandle:
     study: optuna.Study
     storage_url: str
     study_dir: Path
+    storage: optuna.storages.RDBStorage | None = None
 
 
 def open_study(config: StudyConfig, storage: str | None = None, create: bool = True) -> StudyHandle:
@@ -54,13 +53,13 @@ def open_study(config: StudyConfig, storage: str | None = None, create: bool = T
 
             msg = f"Study '{config.study.name}' not found in {mask_url(url)}; run 'hpo run' first or check --storage."
             raise StudyError(msg) from error
-        return StudyHandle(study, url, folder)
+        return StudyHandle(study, url, folder, backend)
 
     study = optuna.create_study(
         storage=backend, sampler=sampler, pruner=pruner, study_name=config.study.name,
         direction="maximize", load_if_exists=True,
     )
-    return StudyHandle(study, url, folder)
+    return StudyHandle(study, url, folder, backend)
 
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
@@ -68,40 +67,41 @@ def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
 
 
 def run_worker(
-    config: StudyConfig, storage: str | None = None, n_trials: int | None = None, timeout: float | None = None
+    config: StudyConfig, storage: str | None = None, n_trials: int | None = None, timeout: float | None = None,
+    worker: str | None = None, seed_per_worker: bool = False,
 ) -> optuna.Study:
     """Run trials one after another until `n_trials` finished trials exist in the study (counted over
-    every worker and earlier run) or `timeout` seconds of this run have passed."""
+    every worker and earlier run) or `timeout` seconds of this run have passed.
+
+    Several workers may run this on one study at once (see `hpo.study.worker_loop`). On SIGINT or
+    SIGTERM the running trial ends as FAIL, its parameters are queued again, and `StopRequested`
+    (a `KeyboardInterrupt`) is raised. `worker` names this worker on its trials (default `HOST:PID`).
+    With `seed_per_worker`, the sampler's seed is mixed with the worker's name, so that workers
+    sharing one config do not sample the same parameters.
+    """
     n_trials = n_trials if n_trials is not None else config.budget.n_trials
     timeout = timeout if timeout is not None else config.budget.timeout
     # The data is checked before the study is opened, so a broken dataset leaves no study behind.
     data = load_study_data(config.data, config.model.spatial_dims)
     handle = open_study(config, storage)
     study = handle.study
-    finished = count_trials(study, FINISHED_STATES)
+    budget = TrialBudget(study, n_trials)
+    worker = worker or default_worker_name()
+    if seed_per_worker and config.sampler.seed is not None:
+        seed = (config.sampler.seed + zlib.crc32(worker.encode())) % 2**32
+        study.sampler = build_sampler(config.sampler.model_copy(update={"seed": seed}))
     logger.info(
-        "Study '%s' %s in %s: %d trials finished, budget %s",
-        study.study_name, "resumed" if study.trials else "created", mask_url(handle.storage_url), finished,
-        f"{n_trials} trials" if n_trials else f"{timeout:.0f} s",
+        "Worker %s: study '%s' %s in %s: %d trials finished, budget %s",
+        worker, study.study_name, "resumed" if study.trials else "created", mask_url(handle.storage_url),
+        budget.finished(), f"{n_trials} trials" if n_trials else f"{timeout:.0f} s",
     )
 
     _record_study_attributes(study, data.describe())
-
-    def trials_left() -> int | None:
-        if n_trials is None:
-            return None
-        return max(0, n_trials - count_trials(study, (*FINISHED_STATES, TrialState.RUNNING)))
-
     clock = StudyClock(n_trials, timeout)
-    objective = Objective(config, data, handle.study_dir, clock, trials_left)
-    started = time.monotonic()
-    while True:
-        if n_trials is not None and trials_left() <= 0:
-            break
-        if timeout is not None and time.monotonic() - started >= timeout:
-            logger.info("Timeout of %.0f s reached; stopping after the current trial", timeout)
-            break
-        study.optimize(objective, n_trials=1, catch=TRIAL_ERRORS, gc_after_trial=True)
+    objective = Objective(config, data, handle.study_dir, clock, budget.trials_left)
+    with StopSignals() as stop:
+        guard = TrialGuard(objective, budget, stop, worker)
+        WorkerLoop(study, handle.storage, budget, guard, stop, config.study.grace_period, timeout).run()
     return study
 
 

@@ -9,21 +9,35 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from hpo.errors import StorageError
+from hpo.study.reconnect import ReconnectingRDBStorage
+from hpo.study.recovery import RetryStaleTrialCallback
 
 logger = logging.getLogger(__name__)
 
 STORAGE_ENVIRONMENT_VARIABLE = "HPO_STORAGE"
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 CONNECT_TIMEOUT_SECONDS = 10
+# Workers that open a new database at the same moment all create its tables; the losers of that
+# race see "already exists" errors and try again, up to this many times. So does a worker whose
+# new connection was closed by the server (a restart, `pg_terminate_backend`).
+OPEN_ATTEMPTS = 6
+# Parts of the messages of those errors, lower case. A server that refuses or never answers the
+# connection is not among them: that error is raised at once.
+TRANSIENT_OPEN_ERRORS = (
+    "already exists", "database is locked", "terminating connection", "server closed the connection",
+)
 
 
 def resolve_storage_url(flag: str | None, configured: str | None, study_dir: Path) -> str:
@@ -44,11 +58,13 @@ def mask_url(url: str) -> str:
 
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None, max_retries: int = 1
-) -> optuna.storages.RDBStorage:
+) -> ReconnectingRDBStorage:
     """Open an Optuna RDB storage, creating a SQLite file's folder and WAL mode as needed.
 
     With `heartbeat_interval`, a trial whose worker stops beating for `grace_period` seconds is
-    marked FAIL and queued again, at most `max_retries` times.
+    marked FAIL and queued again, at most `max_retries` times. Calls made later survive a lost
+    connection (see `hpo.study.reconnect`); an unreachable server raises `StorageError` within
+    about `CONNECT_TIMEOUT_SECONDS`.
     """
     try:
         parsed = make_url(url)
@@ -67,12 +83,35 @@ def open_storage(
             heartbeat = {
                 "heartbeat_interval": heartbeat_interval,
                 "grace_period": grace_period,
-                "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries),
+                "heartbeat_stale_trial_callback": RetryStaleTrialCallback(max_retry=max_retries),
             }
+        return _create_storage(url, engine_kwargs, heartbeat)
+
+
+def _create_storage(url: str, engine_kwargs: dict, heartbeat: dict) -> ReconnectingRDBStorage:
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+            return ReconnectingRDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
         except Exception as error:  # SQLAlchemy and the drivers raise many types for an unreachable server
-            raise StorageError(describe_connection_failure(url, error)) from error
+            if attempt == OPEN_ATTEMPTS or not _is_transient_open_error(error):
+                raise StorageError(describe_connection_failure(url, error)) from error
+            logger.debug("Opening %s failed (%s); trying again", mask_url(url), type(error).__name__)
+            time.sleep(0.2 + random.random() * 0.5)
+    raise AssertionError("not reached: the last attempt returns or raises")
+
+
+def _is_transient_open_error(error: Exception) -> bool:
+    """Whether `error` came from tables or rows that another process created a moment earlier, or
+    from a connection that the server closed after accepting it."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, (sqlalchemy_errors.IntegrityError, sqlalchemy_errors.ProgrammingError)):
+            return True
+        text = str(current).lower()
+        if any(part in text for part in TRANSIENT_OPEN_ERRORS):
+            return True
+        current = current.__cause__
+    return False
 
 
 def describe_connection_failure(url: str, error: Exception) -> str:
