@@ -4,10 +4,11 @@ Every finished trial, complete or pruned, uploads its best-epoch checkpoint, a l
 and a PNG of validation overlays. optuna-dashboard lists them on the trial's page when it is
 started on the same artifact store (`hpo dashboard` does that).
 
-`study.artifact_store` chooses the store: unset means a folder `artifacts/` in the study folder;
-a folder path means that folder; `s3://bucket[/prefix]` means an S3-compatible bucket through
-Optuna's `Boto3ArtifactStore`, with credentials and endpoint from boto3's usual environment
-variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL` for MinIO and the like).
+`study.artifact_store` chooses the store. Unset means the folder `artifacts/` in the study
+folder, and a folder path means that folder. `s3://bucket[/prefix]` means an S3-compatible bucket
+through Optuna's `Boto3ArtifactStore`. boto3 then takes credentials and endpoint from its usual
+environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, and `AWS_ENDPOINT_URL` for
+MinIO and the like).
 """
 
 from __future__ import annotations
@@ -137,9 +138,9 @@ def _draw_overlay(number: int, result, data, path: Path) -> Path:
 def fetch_checkpoint(trial: optuna.trial.FrozenTrial, store, destination: Path) -> Path:
     """Return a local copy of the trial's best-epoch weights.
 
-    The path in the trial's `checkpoint` attribute is used when it exists on this machine;
-    otherwise the checkpoint artifact is downloaded from `store` into `destination`, which is
-    what a worker on another machine or container leaves behind.
+    The path in the trial's `checkpoint` attribute is used when it exists on this machine.
+    Otherwise the checkpoint artifact is downloaded from `store` into `destination`, because a
+    worker on another machine or in a container leaves only the artifact behind.
     """
     recorded = trial.user_attrs.get("checkpoint")
     if recorded and Path(recorded).is_file():

@@ -88,7 +88,8 @@ def test_dashboard_lists_study_with_attributes(dashboard):
     summary = next(item for item in summaries if item["study_name"] == trained.study.study_name)
     attrs = {item["key"]: item["value"] for item in summary["user_attrs"]}
     assert json.loads(attrs["labels"]) == {"0": "background", "1": "Anterior", "2": "Posterior"}
-    assert "preprocessing" in attrs and "validation_cases" in attrs
+    assert "preprocessing" in attrs
+    assert "validation_cases" in attrs
     assert json.loads(_get(f"{base}/api/meta"))["artifact_is_available"] is True
     assert f"{base}/dashboard/studies/{summary['study_id']}" in log.read_text(), "the log names the study's page"
 

@@ -1,5 +1,5 @@
-"""The Docker deployment: docker-compose.yml validates, publishes only on loopback, reserves GPUs for
-workers, and runs only `hpo` commands that exist; the image runs as an unprivileged user."""
+"""The Docker deployment: docker-compose.yml validates, publishes ports on loopback only, reserves
+GPUs for workers and runs only `hpo` commands that exist. The image runs as an unprivileged user."""
 
 from __future__ import annotations
 
