@@ -22,7 +22,7 @@ class _Section(BaseModel):
 
 
 class StudySection(_Section):
-    """Where the study lives: its name, its storage and the folder for its outputs."""
+    """The study's name, its storage and the folder for its outputs."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     storage: str | None = None
@@ -44,8 +44,10 @@ class StudySection(_Section):
 
 
 class FoldSection(_Section):
-    """An explicit split: case identifiers for training and for validation."""
+    """An explicit split: case identifiers for training and for validation, or, with `by`, values of
+    that key of the dataset.json training entries (such as `split: train` written by `hpo data import-2d`)."""
 
+    by: str | None = None
     training: list[str] = Field(min_length=1)
     validation: list[str] = Field(min_length=1)
 
@@ -53,7 +55,8 @@ class FoldSection(_Section):
     def _disjoint(self) -> FoldSection:
         shared = sorted(set(self.training) & set(self.validation))
         if shared:
-            msg = f"data.folds: cases {shared} are in both training and validation; list each case once."
+            kind = f"values of '{self.by}'" if self.by else "cases"
+            msg = f"data.folds: {kind} {shared} are in both training and validation; list each once."
             raise ValueError(msg)
 
         return self
@@ -173,7 +176,7 @@ class SearchSpaceSection(_Section):
 
 
 class ParameterRule:
-    """What values one searched hyperparameter accepts: its kind, its bounds or its choices."""
+    """The values one searched hyperparameter accepts: its kind, its bounds or its choices."""
 
     def __init__(self, kind: type, minimum: float | None = None, maximum: float | None = None,
                  allowed: tuple = ()) -> None:

@@ -25,7 +25,8 @@ def split_cases(
 ) -> tuple[list[Case], list[Case]]:
     """Split cases into training and validation.
 
-    With `folds`, the listed case identifiers are used as given. Otherwise a seeded shuffle puts
+    With `folds`, the listed case identifiers are used as given, or with `folds["by"]`, the cases
+    whose metadata value under that key is listed (other cases are left out). Otherwise a seeded shuffle puts
     `validation_fraction` of the cases (at least one) into validation; with `group_by`, whole
     groups (cases sharing that metadata value, such as a patient or a video) move together.
     """
@@ -64,10 +65,36 @@ def _group(cases: list[Case], group_by: str | None) -> dict[str, list[Case]]:
     return groups
 
 
-def _split_by_folds(cases: list[Case], folds: dict[str, list[str]]) -> tuple[list[Case], list[Case]]:
+def _split_by_folds(cases: list[Case], folds: dict) -> tuple[list[Case], list[Case]]:
+    if folds.get("by"):
+        return _split_by_recorded_values(cases, folds["by"], folds["training"], folds["validation"])
+
     by_id = {case.case_id: case for case in cases}
     unknown = sorted((set(folds["training"]) | set(folds["validation"])) - set(by_id))
     if unknown:
         msg = f"data.folds names cases that are not in the dataset: {unknown[:10]}"
         raise DatasetError(msg)
     return [by_id[c] for c in folds["training"]], [by_id[c] for c in folds["validation"]]
+
+
+def _split_by_recorded_values(
+    cases: list[Case], key: str, training_values: list[str], validation_values: list[str]
+) -> tuple[list[Case], list[Case]]:
+    """Split by a value recorded in each dataset.json entry; cases with other values are left out."""
+    missing = [case.case_id for case in cases if key not in case.metadata]
+    if missing:
+        msg = (
+            f"data.folds.by is '{key}' but {len(missing)} cases have no such key in dataset.json: {missing[:10]}; "
+            "add the key to every training entry or remove data.folds.by."
+        )
+        raise DatasetError(msg)
+    training = [case for case in cases if str(case.metadata[key]) in training_values]
+    validation = [case for case in cases if str(case.metadata[key]) in validation_values]
+    if not training or not validation:
+        found = sorted({str(case.metadata[key]) for case in cases})
+        msg = (
+            f"data.folds by '{key}' gives {len(training)} training and {len(validation)} validation cases; "
+            f"the dataset has the values {found}, and data.folds lists {training_values} and {validation_values}."
+        )
+        raise DatasetError(msg)
+    return training, validation
