@@ -100,5 +100,5 @@ def export_trial(
     with tempfile.TemporaryDirectory(prefix="hpo-export-") as scratch:
         weights = fetch_checkpoint(trial, artifact_store, Path(scratch) / "best_model.pt")
         folder = write_bundle(description, weights, Path(out), overwrite)
-    logger.info("Exported trial %d (%s, value %s) of study '%s'", trial.number, trial.state.name, trial.value, study.study_name)
+    logger.debug("Exported trial %d (%s, value %s) of study '%s'", trial.number, trial.state.name, trial.value, study.study_name)
     return trial, folder
