@@ -41,7 +41,7 @@ class TrialBudget:
         return self.n_trials is not None and self.finished() >= self.n_trials
 
     def has_room(self) -> bool:
-        """Whether another trial may start now: finished and RUNNING trials leave part of the budget."""
+        """Return whether another trial may start now, because finished and RUNNING trials leave part of the budget."""
         if self.n_trials is None:
             return True
 
@@ -55,7 +55,7 @@ class TrialBudget:
         return max(0, self.n_trials - self.count(*FINISHED_STATES, TrialState.RUNNING))
 
     def is_surplus(self, trial_number: int) -> bool:
-        """Whether the running trial `trial_number` falls beyond the budget (see the module docstring)."""
+        """Return whether the running trial `trial_number` falls beyond the budget (see the module docstring)."""
         if self.n_trials is None:
             return False
 

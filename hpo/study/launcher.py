@@ -56,7 +56,7 @@ def available_cpus() -> int:
 
 
 def visible_gpus(requested: str | None, device: str) -> list[str]:
-    """The GPU ids to pin workers to: `--gpus`, else those CUDA already shows this process, else none."""
+    """Return the GPU ids to pin workers to: `--gpus`, else those CUDA already shows this process, else none."""
     if requested is not None:
         gpus = [gpu.strip() for gpu in requested.split(",") if gpu.strip()]
         if not gpus:
@@ -80,7 +80,7 @@ def plan_workers(
     config_path: str | Path, workers: int, gpus: list[str], storage_url: str,
     n_trials: int | None = None, timeout: float | None = None, verbose: bool = False,
 ) -> list[WorkerSpec]:
-    """One `WorkerSpec` per worker: GPUs round-robin, CPU threads split evenly."""
+    """Plan one `WorkerSpec` per worker, with GPUs taken round-robin and CPU threads split evenly."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1 but got {workers}.")
     threads = threads_per_worker(workers)

@@ -47,7 +47,7 @@ RETRIED_METHODS = (
 
 
 def is_connection_error(error: BaseException) -> bool:
-    """Whether `error`, or an error that caused it, means the database connection was lost or busy.
+    """Return whether `error`, or an error that caused it, means the database connection was lost or busy.
 
     SQLAlchemy reports a dropped connection, a server shutting down and SQLite's "database is
     locked" as `OperationalError`; `connection_invalidated` marks the disconnects it recognised.
@@ -66,11 +66,6 @@ def is_connection_error(error: BaseException) -> bool:
 
 class ReconnectingRDBStorage(optuna.storages.RDBStorage):
     """`RDBStorage` whose calls are retried on a new connection when the old one was lost."""
-
-    def dispose_connections(self) -> None:
-        """Close every pooled connection, so that the next call connects afresh."""
-        self.engine.dispose()
-        self.scoped_session.remove()
 
 
 # Storage methods call one another; only the outermost call of each thread retries.

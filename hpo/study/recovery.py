@@ -47,6 +47,9 @@ def fail_stale_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, 
 
     Several workers may find the same stale trial; only the one whose update succeeds queues it.
     """
+    if storage.get_heartbeat_interval() is None:
+        return []
+
     study_id = storage.get_study_id_from_name(study.study_name)
     failed: list[FrozenTrial] = []
     for trial_id in storage._get_stale_trial_ids(study_id):
@@ -70,7 +73,7 @@ def fail_stale_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, 
 
 
 def requeue_interrupted_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int) -> None:
-    """Queue again the parameters of a trial that this worker ended because it was told to stop."""
+    """Queue again the parameters of a trial that this worker ended on a stop signal."""
     trial = storage.get_trial(trial_id)
     if trial.state != TrialState.FAIL:
         return

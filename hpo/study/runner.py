@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from hpo.config.loader import study_dir
 from hpo.config.schema import StudyConfig
 from hpo.data.study_data import load_study_data
-from hpo.study.budget import FINISHED_STATES, TrialBudget
+from hpo.study.budget import FINISHED_STATES, TrialBudget  # FINISHED_STATES is re-exported for count_trials callers
 from hpo.study.factories import build_pruner, build_sampler
 from hpo.study.interrupt import StopSignals
 from hpo.study.objective import Objective
@@ -91,8 +91,8 @@ def run_worker(
         seed = (config.sampler.seed + zlib.crc32(worker.encode())) % 2**32
         study.sampler = build_sampler(config.sampler.model_copy(update={"seed": seed}))
     logger.info(
-        "Worker %s: study '%s' %s in %s: %d trials finished, budget %s",
-        worker, study.study_name, "resumed" if study.trials else "created", mask_url(handle.storage_url),
+        "Worker %s started on study '%s' in %s: %d trials finished, budget %s",
+        worker, study.study_name, mask_url(handle.storage_url),
         budget.finished(), f"{n_trials} trials" if n_trials else f"{timeout:.0f} s",
     )
 

@@ -29,12 +29,12 @@ logger = logging.getLogger(__name__)
 STORAGE_ENVIRONMENT_VARIABLE = "HPO_STORAGE"
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 CONNECT_TIMEOUT_SECONDS = 10
-# Workers that open a new database at the same moment all create its tables; the losers of that
-# race see "already exists" errors and try again, up to this many times. So does a worker whose
-# new connection was closed by the server (a restart, `pg_terminate_backend`).
+# Workers that open a new database at the same moment all create its tables, so the losers of
+# that race see "already exists" errors. They try again, up to this many times, and so does a
+# worker whose new connection was closed by the server (a restart, `pg_terminate_backend`).
 OPEN_ATTEMPTS = 6
-# Parts of the messages of those errors, lower case. A server that refuses or never answers the
-# connection is not among them: that error is raised at once.
+# Parts of the messages of those errors, lower case. A server that refuses the connection or
+# never responds is not among them, and that error is raised at once.
 TRANSIENT_OPEN_ERRORS = (
     "already exists", "database is locked", "terminating connection", "server closed the connection",
 )
@@ -101,7 +101,7 @@ def _create_storage(url: str, engine_kwargs: dict, heartbeat: dict) -> Reconnect
 
 
 def _is_transient_open_error(error: Exception) -> bool:
-    """Whether `error` came from tables or rows that another process created a moment earlier, or
+    """Return whether `error` came from tables or rows that another process created a moment earlier, or
     from a connection that the server closed after accepting it."""
     current: BaseException | None = error
     while current is not None:

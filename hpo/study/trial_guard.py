@@ -1,4 +1,4 @@
-"""What a worker wraps around each trial of a shared study.
+"""The guard a worker wraps around each trial of a shared study.
 
 Before training, the guard records which worker runs the trial and ends a surplus trial (see
 `hpo.study.budget`). During training, a stop signal may interrupt the trial (see

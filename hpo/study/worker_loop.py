@@ -106,8 +106,8 @@ class WorkerLoop:
         self._count_failure()
 
     def _failed_by_another_worker(self) -> bool:
-        """Whether the trial that just raised had been marked FAIL by another worker's heartbeat check,
-        which happens when this worker could not reach the database for longer than the grace period."""
+        """Return whether the trial that just raised had been marked FAIL by another worker's heartbeat
+        check, which happens when this worker could not reach the database for longer than the grace period."""
         if self.guard.current_trial_id is None:
             return False
 
