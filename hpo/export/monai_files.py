@@ -149,11 +149,11 @@ def inference_config(description) -> dict:
         },
         "predict": "$lambda item: @postprocessing({**item, 'pred': @inferer(item['image'][None].to(@device), @network)[0].cpu()})",
         "initialize": [
-            "$torch.set_grad_enabled(False)",
             "$@network.load_state_dict(torch.load(@model_path, map_location=@device, weights_only=True))",
             "$@network.eval()",
         ],
-        "run": ["$[@predict(item) for item in @dataset]"],
+        # no_grad as a decorator, so that running the config leaves the process's grad mode alone.
+        "run": ["$torch.no_grad()(lambda: [@predict(item) for item in @dataset])()"],
         "finalize": [],
     }
 

@@ -70,6 +70,7 @@ def test_monai_bundle_runner_matches_hpo_predict(exported_model, tmp_path):
             dataset_dir=str(inputs), output_dir=str(tmp_path / "monai"))
     ours = predict(load_bundle(folder), inputs / "hippocampus_003.nii.gz", tmp_path / "ours.nii.gz", torch.device("cpu"))[0]
 
+    assert torch.is_grad_enabled(), "running the bundle must not switch gradients off for the whole process"
     monai_result = nib.load(tmp_path / "monai" / "hippocampus_003_seg.nii.gz")
     np.testing.assert_allclose(monai_result.affine, nib.load(ours).affine, atol=1e-6)
     agreement = np.mean(np.asarray(monai_result.dataobj).squeeze() == np.asarray(nib.load(ours).dataobj))
