@@ -19,6 +19,7 @@ import pytest
 from hpo.cli.dashboard import _is_loopback
 from tests.conftest import HIPPOCAMPUS
 from tests.export.real_study import real_study
+from tests.study.conftest import postgres_url  # noqa: F401 - a fixture: a fresh database per test
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STARTUP_SECONDS = 60
@@ -49,30 +50,47 @@ def _wait_until_up(process: subprocess.Popen, base: str, log: Path) -> None:
     pytest.fail(f"hpo dashboard did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
-    """`hpo dashboard` serving the session's real study; yields its base URL and the study."""
-    if not (HIPPOCAMPUS / "dataset.json").is_file():
-        pytest.skip(f"real hippocampus data not found at {HIPPOCAMPUS}")
-    trained = real_study(tmp_path_factory.getbasetemp())
+def _start_dashboard(config_path: Path, log: Path, *options: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    log = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
     with open(log, "w") as stream:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hpo.cli.main", "dashboard", str(trained.config_path), "--port", str(port)],
+            [sys.executable, "-m", "hpo.cli.main", "dashboard", str(config_path), "--port", str(port), *options],
             stdout=stream, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(process, base, log)
+    except BaseException:
+        _stop(process)
+        raise
+    return process, base
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    if not (HIPPOCAMPUS / "dataset.json").is_file():
+        pytest.skip(f"real hippocampus data not found at {HIPPOCAMPUS}")
+    return real_study(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def dashboard(trained, tmp_path_factory):
+    """`hpo dashboard` serving the session's real study; yields its base URL, the study and the log."""
+    log = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    process, base = _start_dashboard(trained.config_path, log)
+    try:
         yield base, trained, log
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 def _study_id(base: str, name: str) -> int:
@@ -140,6 +158,26 @@ def test_dashboard_rejects_port_in_use(dashboard, tmp_path):
     assert result.returncode == 2
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "choose another --port" in result.stderr
+
+
+@pytest.mark.postgres
+def test_dashboard_on_postgres_storage(trained, postgres_url, tmp_path):
+    """The study copied into PostgreSQL, served with --storage: trials and artifacts as on SQLite."""
+    import optuna
+
+    optuna.copy_study(
+        from_study_name=trained.study.study_name, from_storage=trained.storage_url, to_storage=postgres_url,
+    )
+    process, base = _start_dashboard(trained.config_path, tmp_path / "dashboard.log", "--storage", postgres_url)
+    try:
+        study_id = _study_id(base, trained.study.study_name)
+        trial = json.loads(_get(f"{base}/api/studies/{study_id}?after=0"))["trials"][0]
+        overlay = next(item for item in trial["artifacts"] if item["filename"] == "validation_overlay.png")
+        image = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{overlay['artifact_id']}")
+    finally:
+        _stop(process)
+    assert image.startswith(PNG_SIGNATURE)
+    assert "postgresql+psycopg://" in (tmp_path / "dashboard.log").read_text()
 
 
 @pytest.mark.parametrize(
