@@ -107,6 +107,8 @@ def network_definition(settings) -> dict:
 
 def inference_config(description) -> dict:
     """The MONAI Bundle `inference.json`: segment every NIfTI file in `dataset_dir` into `output_dir`."""
+    # NOTE: written for 3D models. A 2D model's config loads single-slice volumes with their slice
+    # axis, which the 2D network rejects, so 2D models run with `hpo predict` only.
     low, high = description.preprocessing.clip_percentiles
     return {
         "imports": ["$import glob", "$import os", "$import numpy", "$import torch"],
