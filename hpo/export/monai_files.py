@@ -21,7 +21,7 @@ BUNDLE_VERSION = "1.0.0"
 
 
 def metadata(description) -> dict:
-    """The MONAI Bundle `metadata.json`: versions, task and the network's input and output format."""
+    """Return the MONAI Bundle `metadata.json`: versions, task, and the network's input and output format."""
     import monai
     import nibabel
 
@@ -83,7 +83,7 @@ def _output_format(description) -> dict:
 
 
 def network_definition(settings) -> dict:
-    """The MONAI Bundle `network_def` that builds the same network as `hpo.models.build_network`."""
+    """Return the MONAI Bundle `network_def` that builds the same network as `hpo.models.build_network`."""
     levels = len(settings.channels)
     strides = [2] * (levels - 1)
     common = {"spatial_dims": settings.spatial_dims, "in_channels": settings.in_channels, "out_channels": settings.out_channels}
@@ -106,7 +106,7 @@ def network_definition(settings) -> dict:
 
 
 def inference_config(description) -> dict:
-    """The MONAI Bundle `inference.json`: segment every NIfTI file in `dataset_dir` into `output_dir`."""
+    """Return the MONAI Bundle `inference.json`, which segments every NIfTI file in `dataset_dir` into `output_dir`."""
     # NOTE: written for 3D models. A 2D model's config loads single-slice volumes with their slice
     # axis, which the 2D network rejects, so 2D models run with `hpo predict` only.
     low, high = description.preprocessing.clip_percentiles
@@ -161,7 +161,7 @@ def inference_config(description) -> dict:
 
 
 def bundle_readme(description) -> str:
-    """A short README for the model folder: what it segments, where it came from, how to run it."""
+    """Write the model folder's short README: what it segments, where it came from, how to run it."""
     trial = description.source.get("trial", {})
     study = description.source.get("study", {})
     dice = trial.get("dice_per_structure") or {}

@@ -39,7 +39,7 @@ class PredictionJob:
 
 
 def nifti_stem(path: Path) -> str | None:
-    """The file name without its NIfTI suffix, or None when the file is not NIfTI."""
+    """Return the file name without its NIfTI suffix, or None when the file is not NIfTI."""
     for suffix in NIFTI_SUFFIXES:
         if path.name.endswith(suffix):
             return path.name[: -len(suffix)]
@@ -118,7 +118,7 @@ def predict_case(model: LoadedModel, inputs: tuple[Path, ...], device: torch.dev
 
 
 def _label_image(label_map: np.ndarray, reference) -> nib.Nifti1Image:
-    """A uint8 NIfTI image with the reference's qform and sform (codes included), unscaled."""
+    """Wrap a label map as an unscaled uint8 NIfTI image with the reference's qform and sform, codes included."""
     header = nib.Nifti1Header()
     header.set_data_dtype(np.uint8)
     header.set_xyzt_units(*reference.header.get_xyzt_units())

@@ -34,13 +34,13 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 
 def dashboard_url(host: str, port: int, study_id: int | None = None) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{port}/dashboard"
+    bracketed = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
+    base = f"http://{bracketed}:{port}/dashboard"
     return f"{base}/studies/{study_id}" if study_id is not None else base
 
 
 def build_dashboard_app(config: StudyConfig, folder: Path, storage_flag: str | None):
-    """The dashboard's WSGI app on the study's storage and artifact store, with the resolved storage URL and study id."""
+    """Build the dashboard's WSGI app on the study's storage and artifact store; also return the storage URL and study id."""
     import optuna_dashboard
 
     url = resolve_storage_url(storage_flag, config.study.storage, folder)

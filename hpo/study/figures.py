@@ -60,7 +60,7 @@ def write_overlay(
     """Draw a few validation cases as rows of image, ground truth and prediction side by side.
 
     Each 3D case is shown at the axial slice (last axis) with the most labelled voxels in its
-    ground truth; images are [C, *spatial] arrays and the first channel is shown.
+    ground truth. Images are [C, *spatial] arrays, and the first channel is shown.
     """
     count = min(len(images), len(predictions), MAX_OVERLAY_CASES)
     figure = _new_figure(9.0, 3.0 * max(count, 1) + 0.6)
@@ -94,7 +94,7 @@ def write_overlay(
 
 
 def _busiest_slice(label: np.ndarray) -> int | None:
-    """The index along the last axis with the most labelled voxels, or None for a 2D label map."""
+    """Return the index along the last axis with the most labelled voxels, or None for a 2D label map."""
     if label.ndim == 2:
         return None
     per_slice = (label > 0).reshape(-1, label.shape[-1]).sum(axis=0)
@@ -106,7 +106,7 @@ def _slice(volume: np.ndarray, index: int | None) -> np.ndarray:
 
 
 def _colour(label_map: np.ndarray) -> np.ndarray:
-    """An RGBA image of a label map: one colour per value, background transparent."""
+    """Colour a label map as RGBA: one colour per value, background transparent."""
     rgba = np.zeros((*label_map.shape, 4), dtype=np.float32)
     for value in np.unique(label_map):
         if value == 0:
