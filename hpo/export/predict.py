@@ -57,8 +57,12 @@ def plan_jobs(source: Path, target: Path, in_channels: int) -> list[PredictionJo
         if nifti_stem(source) is None:
             msg = f"{source} is not a NIfTI file (.nii or .nii.gz)."
             raise BundleError(msg)
-        output = target / f"{_case_id(source)}_seg.nii.gz" if target.is_dir() else target
-        return [PredictionJob(_case_id(source), (source,), output)]
+        if target.is_dir():
+            return [PredictionJob(_case_id(source), (source,), target / f"{_case_id(source)}_seg.nii.gz")]
+        if nifti_stem(target) is None:
+            msg = f"--output {target} must end in .nii.gz or .nii, or be an existing folder."
+            raise BundleError(msg)
+        return [PredictionJob(_case_id(source), (source,), target)]
     if not source.is_dir():
         msg = f"Input {source} not found; give a NIfTI file or a folder of them."
         raise BundleError(msg)

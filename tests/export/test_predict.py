@@ -118,6 +118,11 @@ def test_plan_rejects_missing_and_non_nifti_inputs(tmp_path):
     (tmp_path / "image.png").touch()
     with pytest.raises(BundleError, match="is not a NIfTI file"):
         plan_jobs(tmp_path / "image.png", tmp_path / "out.nii.gz", 1)
+    (tmp_path / "image.nii.gz").touch()
+    with pytest.raises(BundleError, match=r"must end in \.nii\.gz or \.nii, or be an existing folder"):
+        plan_jobs(tmp_path / "image.nii.gz", tmp_path / "segmentation", 1)
+    (tmp_path / "folder").mkdir()
+    assert plan_jobs(tmp_path / "image.nii.gz", tmp_path / "folder", 1)[0].output == tmp_path / "folder" / "image_seg.nii.gz"
 
 
 def test_predict_rejects_wrong_channel_count(exported_model, tmp_path):
