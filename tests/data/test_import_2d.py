@@ -37,9 +37,9 @@ def tg3k_subset(tmp_path: Path) -> Path:
     return root
 
 
-def write_picture(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+def write_picture(path: Path, array: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array, mode=mode).save(path) if mode else Image.fromarray(array).save(path)
+    Image.fromarray(array).save(path)
     return path
 
 
@@ -139,7 +139,7 @@ def test_skip_problems_imports_the_rest(tmp_path):
 @pytest.mark.parametrize(
     ("mask_value", "settings", "message"),
     [
-        # a 0/1 mask saved losslessly: the default threshold of 128 finds nothing, and the message says which threshold fits
+        # a 0/1 mask saved losslessly: the default threshold of 128 finds nothing, and the message names the threshold that fits
         (1, PictureImportSettings(), r"its maximum is 1: for masks stored as 0 and 1, pass --threshold 0\.5"),
         # an all-background mask is an error unless empty frames are allowed
         (0, PictureImportSettings(), r"empty mask, no pixel reaches --threshold 128; pass --allow-empty"),
@@ -246,3 +246,10 @@ def test_cli_reports_problems(tmp_path, capsys):
     code = main(["data", "import-2d", "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "empty mask" in capsys.readouterr().err
+
+
+def test_case_id_clash_reported(tmp_path):
+    frame_pair(tmp_path, "a/b")
+    frame_pair(tmp_path, "a_b")
+    with pytest.raises(DatasetError, match=r"case identifier 'a_b' is the same as that of"):
+        import_pictures(tmp_path / "images", tmp_path / "masks", tmp_path / "out", PictureImportSettings())

@@ -13,7 +13,7 @@ import pytest
 from hpo.cli.main import main
 from hpo.data.importers.head_neck_phantom import PhantomSettings, make_case
 from hpo.data.importers.label_table import load_label_table
-from hpo.data.importers.structures import StructureImportSettings, find_cases, import_structures
+from hpo.data.importers.structures import CaseSource, StructureImportSettings, find_cases, import_structures
 from hpo.data.layouts import read_dataset
 from hpo.errors import DatasetError
 from tests.conftest import SHARED_DATA
@@ -124,7 +124,7 @@ def test_every_problem_reported_together(tmp_path):
 
     table = load_label_table("OpticNerve_L=1,OpticNerve_R=2,Chiasm=3,Thyroid=4,Extra=5", "Thyroid_copy=Thyroid")
     cases = find_cases(str(tmp_path / "{case}" / "image.nrrd"), str(tmp_path / "{case}" / "masks"))
-    cases.append(type(cases[0])("b", tmp_path / "b" / "image.nrrd", tmp_path / "b" / "masks"))
+    cases.append(CaseSource("b", tmp_path / "b" / "image.nrrd", tmp_path / "b" / "masks"))
     with pytest.raises(DatasetError, match=r"7 problems in 2 cases, nothing imported") as caught:
         import_structures(cases, table, tmp_path / "out", StructureImportSettings())
 

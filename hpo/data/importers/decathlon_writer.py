@@ -16,7 +16,7 @@ UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def safe_case_id(text: str) -> str:
-    """A case identifier usable as a file name: path separators, dots and spaces become `_`."""
+    """Turn text into a case identifier usable as a file name: path separators, dots and spaces become `_`."""
     return UNSAFE_CHARACTERS.sub("_", text).strip("_") or "case"
 
 
@@ -72,7 +72,7 @@ class DecathlonDataset:
 
 
 def check_output_folder(root: Path, overwrite: bool) -> None:
-    """Refuse to write into a folder that already holds a dataset, unless `overwrite` is set."""
+    """Reject a folder that already contains a dataset unless `overwrite` is set, and then delete its NIfTI files."""
     manifest = Path(root) / "dataset.json"
     if manifest.exists() and not overwrite:
         msg = f"{manifest} already exists; choose another --out folder or pass --overwrite to replace that dataset."
@@ -95,7 +95,7 @@ def compile_group_pattern(pattern: str | None) -> re.Pattern | None:
 
 
 def group_key(pattern: re.Pattern, text: str) -> str | None:
-    """The group key that `pattern` finds in `text`, or None when it does not match."""
+    """Return the group key that `pattern` finds in `text`, or None when it does not match."""
     match = pattern.search(text)
     if match is None:
         return None

@@ -2,10 +2,10 @@
 
 Each generated volume lies on the masks' own grid, cropped around the orbits and optic nerves,
 and is written as a NRRD file in the masks' space, so `hpo data import-structures` reads the
-real masks beside it. Intensities imitate CT in Hounsfield units: soft tissue around 40 HU, each
-organ a few HU above or below its surroundings, the optic nerves `nerve_contrast` HU above the
-tissue around them, then blur (partial volume), a smooth bias field and Gaussian noise. With the
-defaults the nerves are barely visible in a single slice, as on real CT.
+real masks beside it. Intensities imitate CT in Hounsfield units (HU). Soft tissue is around
+40 HU, each organ a few HU above or below its surroundings, and the optic nerves `nerve_contrast`
+HU above the tissue around them. Blur (partial volume), a smooth bias field and Gaussian noise
+follow. With the defaults the nerves are barely visible in a single slice.
 
     python -m hpo.data.importers.head_neck_phantom --masks ../shared/data/hn-oar-masks --out data/hn-ct
 

@@ -45,7 +45,7 @@ PROGRESS_EVERY = 500
 
 @dataclass(frozen=True)
 class PictureImportSettings:
-    """How pictures become volumes: mask threshold, structure name, pixel spacing (mm), downsampling."""
+    """Conversion settings: mask threshold, structure name, pixel spacing (mm), downsampling and output options."""
 
     threshold: float = 128.0
     structure: str = "foreground"
@@ -68,7 +68,7 @@ class PicturePair:
 
 @dataclass
 class ImportReport:
-    """What an import wrote and what it skipped."""
+    """Summary of an import: frames written per split, unlabelled frames, and skipped problems."""
 
     dataset: Path
     imported: int = 0
@@ -89,6 +89,7 @@ def import_pictures(
     pairs, problems = pair_pictures(images_dir, Path(masks_dir) if masks_dir else None, settings.mask_suffix)
     groups, group_problems = _groups(pairs, settings.group_pattern)
     problems.extend(group_problems)
+    pairs = _drop_case_id_clashes(pairs, problems)
     if not pairs and not problems:
         msg = f"{images_dir}: no pictures found (looked for {', '.join(PICTURE_SUFFIXES)} files in it and its subfolders)."
         raise DatasetError(msg)
@@ -133,6 +134,18 @@ def pair_pictures(images_dir: Path, masks_dir: Path | None, mask_suffix: str = "
         problems.append(f"{masks[key]}: mask without an image (expected {images_dir / key}.<png|jpg|...>)")
     pairs = [PicturePair(key, images[key], masks[key]) for key in sorted(set(images) & set(masks))]
     return pairs, problems
+
+
+def _drop_case_id_clashes(pairs: list[PicturePair], problems: list[str]) -> list[PicturePair]:
+    """Drop and report pairs whose case identifiers coincide once made safe for file names (`a/b.png`, `a_b.png`)."""
+    seen: dict[str, PicturePair] = {}
+    for pair in pairs:
+        case_id = safe_case_id(pair.key)
+        if case_id in seen:
+            problems.append(f"{pair.image}: its case identifier '{case_id}' is the same as that of {seen[case_id].image}; rename one")
+            continue
+        seen[case_id] = pair
+    return list(seen.values())
 
 
 def _index_pictures(folder: Path, suffix: str, problems: list[str]) -> dict[str, Path]:

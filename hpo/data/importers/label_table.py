@@ -10,7 +10,8 @@ YAML file, either a flat mapping of names to values or one with two sections:
       "{case}_OAR_OpticNrv_L": OpticNerve_L
 
 A mask file belongs to a structure when its name without suffix equals the structure's name or
-one of its `files` entries (ignoring letter case); `{case}` stands for the case identifier.
+one of its `files` entries, ignoring letter case. In `files`, `{case}` is replaced by the case
+identifier.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class LabelTable:
     files: dict[str, str]
 
     def structure_for(self, file_stem: str, case_id: str) -> str | None:
-        """The structure a mask file holds, or None when the table does not list it."""
+        """Return the structure whose mask the file contains, or None when the table does not list the file."""
         wanted = file_stem.lower()
         for name in self.values:
             if name.lower() == wanted:

@@ -1,8 +1,8 @@
 """2D pictures (PNG, JPEG, GIF, BMP, TIFF) as grey arrays and as single-slice NIfTI volumes.
 
-A picture of H rows and W columns becomes a W x H x 1 volume: axis 0 runs along the columns
-(left to right) and axis 1 along the rows from the bottom up, so that NIfTI viewers, which draw
-+y upwards, show the frame upright. The affine is diagonal, scaled by the pixel spacing.
+A picture of H rows and W columns becomes a W x H x 1 volume. Axis 0 runs along the columns (left
+to right) and axis 1 along the rows from the bottom up, because NIfTI viewers draw +y upwards and
+so show the frame upright. The affine is diagonal, scaled by the pixel spacing.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def volume_to_frame(volume: np.ndarray) -> np.ndarray:
 
 
 def frame_affine(spacing: tuple[float, float]) -> np.ndarray:
-    """The affine of a frame volume: `spacing` is (column width, row height) in millimetres."""
+    """Build the affine of a frame volume from `spacing`, the (column width, row height) in millimetres."""
     return np.diag([float(spacing[0]), float(spacing[1]), 1.0, 1.0])
 
 

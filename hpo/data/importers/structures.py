@@ -38,7 +38,7 @@ OVERLAP_RULES = ("smallest", "table", "error")
 
 @dataclass(frozen=True)
 class StructureImportSettings:
-    """How the label maps are built: overlap rule, optional crop around the structures, output options."""
+    """Label map settings: the overlap rule, an optional crop around the structures, and output options."""
 
     overlap: str = "smallest"
     crop_margin: float | None = None  # millimetres around the labelled voxels; None keeps the whole image
@@ -57,7 +57,7 @@ class CaseSource:
 
 @dataclass
 class StructureImportReport:
-    """What an import wrote: cases, the structures found, and the structures missing per case."""
+    """Summary of an import: the cases written, the labels found, and the structures missing per case."""
 
     dataset: Path
     cases: list[str] = field(default_factory=list)
@@ -80,7 +80,7 @@ def find_cases(image: str, masks: str, case_id: str | None = None) -> list[CaseS
         if match:
             found.append(CaseSource(match["case"], Path(path), Path(masks.replace("{case}", match["case"]))))
     if not found:
-        raise DatasetError(f"--image {image}: no file matches this pattern; check the path and where {{case}} stands")
+        raise DatasetError(f"--image {image}: no file matches this pattern; check the path and the position of {{case}}")
     return found
 
 
@@ -181,6 +181,7 @@ def _mask_files(source: CaseSource, table: LabelTable) -> tuple[dict[str, Path],
 
 def merge_masks(masks: dict[str, np.ndarray], table: LabelTable, rule: str, case_id: str) -> tuple[np.ndarray, list[str]]:
     """Merge boolean masks into one label map by the overlap rule; with `error`, return the overlaps as problems."""
+    # Structures are drawn in order, so the last one drawn on a voxel keeps it.
     if rule == "smallest":
         order = sorted(masks, key=lambda name: int(masks[name].sum()), reverse=True)
     else:
@@ -198,7 +199,7 @@ def merge_masks(masks: dict[str, np.ndarray], table: LabelTable, rule: str, case
             if rule == "error":
                 problems.append(line + "; --overlap error is set")
             else:
-                logger.info("%s; the voxels go to %s (--overlap %s)", line, name if rule == "smallest" else name, rule)
+                logger.info("%s; the voxels go to %s (--overlap %s)", line, name, rule)
         label[masks[name]] = value
         owner[value] = name
     return label, problems

@@ -47,7 +47,7 @@ class Volume:
 
 
 def volume_stem(path: Path) -> str:
-    """The file name without its volume suffix: `Optic-Nerve-Lt.nrrd` gives `Optic-Nerve-Lt`."""
+    """Return the file name without its volume suffix: `Optic-Nerve-Lt.nrrd` gives `Optic-Nerve-Lt`."""
     name = path.name
     for suffix in VOLUME_SUFFIXES:
         if name.lower().endswith(suffix):
