@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ class StudyHandle:
     storage: optuna.storages.RDBStorage | None = None
 
 
+OBJECTIVE_NAME = "mean validation Dice"
+
+
 def open_study(config: StudyConfig, storage: str | None = None, create: bool = True) -> StudyHandle:
     """Open the study in its storage, creating it if needed (and allowed); safe when many workers race."""
     folder = study_dir(config)
@@ -59,7 +63,18 @@ def open_study(config: StudyConfig, storage: str | None = None, create: bool = T
         storage=backend, sampler=sampler, pruner=pruner, study_name=config.study.name,
         direction="maximize", load_if_exists=True,
     )
+    _name_objective(study)
     return StudyHandle(study, url, folder, backend)
+
+
+def _name_objective(study: optuna.Study) -> None:
+    """Name the objective, so the dashboard labels it "mean validation Dice" instead of "Objective 0"."""
+    if study.metric_names == [OBJECTIVE_NAME]:
+        return
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # experimental in Optuna 5.1
+        study.set_metric_names([OBJECTIVE_NAME])
 
 
 def count_trials(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
