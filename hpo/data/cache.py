@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from hpo.data.layouts import Case, DatasetInfo
 from hpo.data.preprocessing import PreprocessingSettings, load_image, load_label
 from hpo.data.validation import check_headers, label_value_problems
 from hpo.errors import DatasetError
+from hpo.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +102,8 @@ def _build_entry(case: Case, settings: PreprocessingSettings, labels: dict[int, 
 
 
 def _write_atomically(entry: Path, **arrays: np.ndarray) -> None:
-    handle, temporary = tempfile.mkstemp(dir=entry.parent, prefix=entry.stem, suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, entry)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(entry, suffix=".npz") as temporary:
+        np.savez(temporary, **arrays)
 
 
 def _read_entry(case_id: str, entry: Path) -> PreparedCase:

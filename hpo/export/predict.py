@@ -9,7 +9,6 @@ has the input's spatial shape and overlays it in any viewer.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from hpo.data.preprocessing import load_image, restore_orientation
 from hpo.export.bundle import BundleError, LoadedModel
+from hpo.files import atomic_path
 from hpo.training.inference import predict_label_map
 
 logger = logging.getLogger(__name__)
@@ -139,17 +139,10 @@ def _label_image(label_map: np.ndarray, reference) -> nib.Nifti1Image:
 
 def write_label_map(image: nib.Nifti1Image, path: Path) -> Path:
     """Save through a temporary file in the same folder, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
-    temporary = path.with_name(f".{path.name}.partial{suffix}")
-    try:
+    suffix = ".nii.gz" if Path(path).name.endswith(".nii.gz") else ".nii"
+    with atomic_path(path, suffix=suffix) as temporary:
         nib.save(image, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def predict(model: LoadedModel, source: Path, target: Path, device: torch.device) -> list[Path]:

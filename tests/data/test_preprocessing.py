@@ -75,7 +75,7 @@ def test_cache_reused_then_rebuilt(tmp_path, caplog):
     nib.save(nib.Nifti1Image(label, np.eye(4)), root / "labelsTr" / "case_000.nii.gz")
     prepare_cases(info, list(info.cases), settings, cache)
     assert len(sorted(cache.glob("*.npz"))) == 3, "a changed label file must give a new cache entry"
-    assert not list(cache.glob("*.partial")), "no temporary file may remain"
+    assert not list(cache.glob(".*")), "no temporary file may remain"
 
 
 def test_cache_holds_foreground_coordinates(tmp_path):

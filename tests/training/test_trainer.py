@@ -64,7 +64,7 @@ def test_train_keeps_best_checkpoint(tmp_path, small_data):
     assert len(result.best_dice_per_structure) == 2
     assert result.train_losses[-1] < result.train_losses[0], "the loss should fall over three epochs"
     assert result.checkpoint.is_file()
-    assert not list(result.checkpoint.parent.glob("*.partial"))
+    assert not list(result.checkpoint.parent.glob(".*")), "no temporary file may remain"
     model = load_weights(build_network(tiny_training_config(tmp_path).network), result.checkpoint)
     assert isinstance(model, torch.nn.Module)
 
