@@ -42,7 +42,7 @@ RETRIED_METHODS = (
     "create_new_trial", "_create_new_trial", "set_trial_param", "_set_trial_param", "get_trial_param",
     "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
     "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "_get_trials", "get_best_trial",
-    "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids",
+    "_get_best_trial_id", "record_heartbeat", "_get_stale_trial_ids", "get_running_trial_ids_without_heartbeat",
 )
 
 
@@ -66,6 +66,28 @@ def is_connection_error(error: BaseException) -> bool:
 
 class ReconnectingRDBStorage(optuna.storages.RDBStorage):
     """`RDBStorage` whose calls are retried on a new connection when the old one was lost."""
+
+    def get_running_trial_ids_without_heartbeat(self, study_id: int) -> list[int]:
+        """Return the RUNNING trials of the study that never recorded a heartbeat.
+
+        Optuna's stale check skips them, but a worker killed between creating a trial and its
+        first heartbeat leaves such a trial RUNNING for good.
+        """
+        from optuna.storages._rdb import models  # NOTE: Optuna's private table models (checked with 5.1)
+
+        session = self.scoped_session()
+        try:
+            rows = (
+                session.query(models.TrialModel.trial_id)
+                .outerjoin(models.TrialHeartbeatModel, models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study_id)
+                .filter(models.TrialModel.state == optuna.trial.TrialState.RUNNING)
+                .filter(models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                .all()
+            )
+        finally:
+            session.close()
+        return [row[0] for row in rows]
 
 
 # Storage methods call one another; only the outermost call of each thread retries.
@@ -132,4 +154,4 @@ def _first_line(error: BaseException) -> str:
 
 
 for _name in RETRIED_METHODS:
-    setattr(ReconnectingRDBStorage, _name, _retrying(_name, getattr(optuna.storages.RDBStorage, _name)))
+    setattr(ReconnectingRDBStorage, _name, _retrying(_name, getattr(ReconnectingRDBStorage, _name)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -41,35 +42,63 @@ class RetryStaleTrialCallback(optuna.storages.RetryHeartbeatStaleTrialCallback):
         logger.info("Trial %d's parameters are queued to run again", trial.number)
 
 
-def fail_stale_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: int) -> list[int]:
-    """Mark RUNNING trials without a heartbeat for `grace_period` seconds FAIL, with the reason, and
-    queue them again through the storage's stale-trial callback. Returns the numbers of the trials failed here.
+class StaleTrialCheck:
+    """Marks FAIL, with the reason, the RUNNING trials whose worker stopped sending heartbeats, and
+    queues them again through the storage's stale-trial callback.
 
-    Several workers may find the same stale trial; only the one whose update succeeds queues it.
+    A trial counts as stale when its last heartbeat is older than `grace_period` seconds (Optuna's
+    rule) or, if it never sent one, when this check has seen it without a heartbeat for
+    `grace_period` seconds. The second rule uses this process's clock only, because trial start
+    times come from the clocks of other machines.
     """
-    if storage.get_heartbeat_interval() is None:
-        return []
 
-    study_id = storage.get_study_id_from_name(study.study_name)
-    failed: list[FrozenTrial] = []
-    for trial_id in storage._get_stale_trial_ids(study_id):
+    def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: int) -> None:
+        self.study = study
+        self.storage = storage
+        self.grace_period = grace_period
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self._first_seen_without_heartbeat: dict[int, float] = {}
+
+    def run(self) -> list[int]:
+        """Fail and queue again every stale trial; returns the numbers of the trials failed here.
+
+        Several workers may find the same stale trial, and only the one whose update succeeds queues it.
+        """
+        if self.storage.get_heartbeat_interval() is None:
+            return []
+
+        stale = set(self.storage._get_stale_trial_ids(self.study_id)) | set(self._stale_without_heartbeat())
+        failed = [trial for trial in map(self._fail, sorted(stale)) if trial is not None]
+        callback = self.storage.get_heartbeat_stale_trial_callback()
+        for trial in failed:
+            logger.warning("Trial %d marked FAIL: its worker sent no heartbeat for %d s", trial.number, self.grace_period)
+            if callback is not None:
+                callback(self.study, trial)
+        return [trial.number for trial in failed]
+
+    def _stale_without_heartbeat(self) -> list[int]:
+        get_ids = getattr(self.storage, "get_running_trial_ids_without_heartbeat", None)
+        if get_ids is None:
+            return []
+
+        now = time.monotonic()
+        current = set(get_ids(self.study_id))
+        seen = {trial_id: self._first_seen_without_heartbeat.get(trial_id, now) for trial_id in current}
+        self._first_seen_without_heartbeat = seen
+        return [trial_id for trial_id, since in seen.items() if now - since > self.grace_period]
+
+    def _fail(self, trial_id: int) -> FrozenTrial | None:
         reason = (
-            f"no heartbeat for more than {grace_period} s: its worker was killed, lost its machine "
+            f"no heartbeat for more than {self.grace_period} s: its worker was killed, lost its machine "
             "or lost the database connection"
         )
         try:
-            storage.set_trial_user_attr(trial_id, FAILURE_REASON, reason)
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                failed.append(storage.get_trial(trial_id))
+            self.storage.set_trial_user_attr(trial_id, FAILURE_REASON, reason)
+            if self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                return self.storage.get_trial(trial_id)
         except UpdateFinishedTrialError:
-            continue  # another worker failed it first
-
-    callback = storage.get_heartbeat_stale_trial_callback()
-    for trial in failed:
-        logger.warning("Trial %d marked FAIL: its worker sent no heartbeat for %d s", trial.number, grace_period)
-        if callback is not None:
-            callback(study, trial)
-    return [trial.number for trial in failed]
+            pass  # another worker failed it first
+        return None
 
 
 def requeue_interrupted_trial(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int) -> None:

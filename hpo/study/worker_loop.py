@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from hpo.errors import HpoError, StudyError
 from hpo.study.budget import SURPLUS, BudgetReached, TrialBudget
 from hpo.study.interrupt import StopRequested, StopSignals, WorkerInterrupted
-from hpo.study.recovery import FAILURE_REASON, fail_stale_trials, requeue_interrupted_trial
+from hpo.study.recovery import FAILURE_REASON, StaleTrialCheck, requeue_interrupted_trial
 from hpo.study.trial_guard import TrialGuard
 from hpo.training.trainer import NonFiniteLossError
 
@@ -64,6 +64,7 @@ class WorkerLoop:
         self.timeout = timeout
         self.poll_seconds = float(max(1, min(5, storage.get_heartbeat_interval() or 5)))
         self.failures: list[str] = []
+        self.stale_check = StaleTrialCheck(study, storage, grace_period)
 
     def run(self) -> None:
         started = time.monotonic()
@@ -71,7 +72,7 @@ class WorkerLoop:
         while True:
             if self.stop.received:
                 raise StopRequested(self.stop.received)
-            fail_stale_trials(self.study, self.storage, self.grace_period)
+            self.stale_check.run()
             if self.budget.reached():
                 logger.info("Budget of %d finished trials reached; worker %s stops", self.budget.n_trials, self.guard.worker)
                 return

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import tiny_study_dict, write_config
 
@@ -20,7 +21,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("HPO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def _admin_connection():
+def admin_connection():
+    """An autocommit connection to the server's maintenance database."""
     import psycopg
 
     url = make_url(POSTGRES_URL)
@@ -34,7 +36,7 @@ def _admin_connection():
 def postgres_url() -> str:
     """The URL of a new, empty PostgreSQL database, dropped after the test."""
     try:
-        admin = _admin_connection()
+        admin = admin_connection()
     except Exception as error:
         pytest.skip(f"PostgreSQL not reachable at {make_url(POSTGRES_URL).render_as_string(hide_password=True)}: {error}")
     name = f"hpo_test_{uuid.uuid4().hex[:12]}"
@@ -49,7 +51,7 @@ def postgres_url() -> str:
 @pytest.fixture
 def terminate_backends():
     """A function that ends every connection to a database with `pg_terminate_backend`; returns how many."""
-    admin = _admin_connection()
+    admin = admin_connection()
 
     def terminate(url: str) -> int:
         database = make_url(url).database
@@ -77,12 +79,32 @@ def worker_config(tmp_path: Path, data: Path, n_trials: int = 4, iterations: int
     return write_config(tmp_path / "workers.yaml", config)
 
 
+_started: list[subprocess.Popen] = []
+
+
 def start_hpo(*arguments: str, environment: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `hpo ARGUMENTS...` with its output (stdout and stderr together) captured as text."""
-    return subprocess.Popen(
+    """Start `hpo ARGUMENTS...` with its output (stdout and stderr together) captured as text.
+    The process is stopped after the test if it still runs."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "hpo.cli.main", *arguments], cwd=REPOSITORY, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, env={**os.environ, **(environment or {})},
     )
+    _started.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _stop_started_processes():
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def load(url: str, name: str = "tiny") -> optuna.Study:
@@ -96,14 +118,14 @@ def states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def wait_for_training_trial(url: str, process: subprocess.Popen, timeout: float = 60.0) -> optuna.trial.FrozenTrial:
+def wait_for_training_trial(url: str, process: subprocess.Popen, timeout: float = 180.0) -> optuna.trial.FrozenTrial:
     """Poll the study until a RUNNING trial has reported an epoch, i.e. is in the middle of training."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, f"hpo exited early:\n{process.stdout.read()}"
         try:
             running = load(url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-        except KeyError:  # the study is not created yet
+        except (KeyError, OperationalError):  # the study, or the SQLite file's folder, is not created yet
             running = []
         for trial in running:
             if trial.intermediate_values and "worker" in trial.user_attrs:

@@ -3,6 +3,7 @@ trial guards (surplus, out of memory, diverged) and `hpo run --workers` on the e
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -18,12 +19,13 @@ from hpo.errors import ConfigError, StudyError
 from hpo.study.budget import TrialBudget
 from hpo.study.interrupt import StopSignals
 from hpo.study.launcher import Supervisor, WorkerSpec, plan_workers, visible_gpus
+from hpo.study.recovery import StaleTrialCheck
 from hpo.study.storage import open_storage
 from hpo.study.trial_guard import TrialGuard
 from hpo.study.worker_loop import MAX_CONSECUTIVE_FAILURES, WorkerLoop
 from hpo.training.trainer import NonFiniteLossError
 from tests.conftest import write_decathlon
-from tests.study.conftest import REPOSITORY, worker_config
+from tests.study.conftest import REPOSITORY, start_hpo, wait_for_training_trial, worker_config
 
 
 def python_worker(index: int, code: str) -> WorkerSpec:
@@ -121,6 +123,24 @@ def test_waiting_trial_keeps_its_place(tmp_path):
 
     assert newer.number == 0
     assert budget.is_surplus(later.number)
+
+
+def test_trial_without_heartbeat_failed(tmp_path):
+    study, storage = sqlite_study(tmp_path)
+    study.enqueue_trial({"x": 0.25})
+    orphan = study.ask()  # as if its worker died before the first heartbeat
+    orphan.suggest_float("x", 0.0, 1.0)
+    check = StaleTrialCheck(study, storage, grace_period=1)
+
+    assert check.run() == [], "first seen now"
+    time.sleep(1.2)
+    assert check.run() == [orphan.number]
+    failed = study.trials[orphan.number]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["failure_reason"].startswith("no heartbeat for more than 1 s")
+    copies = study.get_trials(states=(TrialState.WAITING,))
+    assert [copy.params for copy in copies] == [{"x": 0.25}]
+    assert copies[0].system_attrs["failed_trial"] == orphan.number
 
 
 def guarded_loop(study, storage, objective, n_trials: int) -> tuple[TrialGuard, WorkerLoop]:
@@ -224,4 +244,23 @@ def test_run_workers_on_embedded_sqlite(tmp_path, hippocampus_dir):
     assert [trial.state for trial in study.trials].count(TrialState.COMPLETE) == 3
     cache = tmp_path / "runs" / "cache"
     assert len(list(cache.glob("*.npz"))) == 4, "one cache entry per case, built once"
-    assert not list(cache.glob("*.partial")), "no half-written entry is left"
+    assert not list(cache.glob(".*")), "no half-written entry is left"
+
+
+def test_ctrl_c_requeues_trial(tmp_path, hippocampus_dir):
+    config = worker_config(tmp_path, hippocampus_dir, n_trials=3, iterations=25, epochs=3)
+    url = f"sqlite:///{tmp_path / 'runs' / 'tiny' / 'study.db'}"
+    process = start_hpo("worker", str(config))
+    trial = wait_for_training_trial(url, process)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
+    study = optuna.load_study(study_name="tiny", storage=url)
+    stopped = study.trials[trial.number]
+    assert stopped.state == TrialState.FAIL
+    assert "SIGINT received while training" in stopped.user_attrs["failure_reason"]
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [copy.params for copy in waiting] == [stopped.params]
+    assert study.get_trials(states=(TrialState.RUNNING,)) == []
