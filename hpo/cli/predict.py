@@ -25,12 +25,7 @@ def predict_command(arguments: argparse.Namespace) -> int:
     from hpo.export.predict import predict
     from hpo.training.trainer import resolve_device
 
-    from hpo.errors import HpoError
-
-    try:
-        device = resolve_device(arguments.device)
-    except RuntimeError as error:
-        raise HpoError(str(error)) from error
+    device = resolve_device(arguments.device)
     model = load_bundle(arguments.model, device)
     written = predict(model, arguments.input, arguments.output, device)
     for path in written:

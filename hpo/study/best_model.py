@@ -58,7 +58,8 @@ def _best_completed(study: optuna.Study) -> FrozenTrial:
 
 def describe_trial(study: optuna.Study, trial: FrozenTrial, storage_url: str) -> ModelDescription:
     """Build the model description from the trial's training config and the study's recorded data settings."""
-    attrs = study.user_attrs
+    # Trials record their own data settings; studies run by older versions have them only at study level.
+    attrs = {**study.user_attrs, **{key: trial.user_attrs[key] for key in ("labels", "preprocessing", "channels") if key in trial.user_attrs}}
     missing = [key for key in ("labels", "preprocessing", "channels") if key not in attrs]
     if missing:
         msg = f"Study '{study.study_name}' does not record {missing}; run 'hpo run' with this version of hpo once to record them."

@@ -59,6 +59,10 @@ class Objective:
             parameters, self.config, self.data.in_channels, self.data.num_classes, output_dir
         )
         trial.set_user_attr("training_config", training_config.to_dict())
+        # Each trial keeps its own data settings, so exporting it stays right if a later run changes them.
+        description = self.data.describe()
+        for key in ("labels", "channels", "preprocessing"):
+            trial.set_user_attr(key, description[key])
         shown = ", ".join(f"{name}={_short(value)}" for name, value in trial.params.items())
         logger.info("Trial %d started: %s", trial.number, shown)
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from hpo.data.sampling import PatchDataset
 from hpo.data.study_data import StudyData
+from hpo.errors import ConfigError
 from hpo.models import build_loss, build_network
 from hpo.training.checkpoint import save_weights
 from hpo.training.config import TrainingConfig
@@ -87,7 +88,7 @@ class NullReporter:
 def resolve_device(requested: str) -> torch.device:
     """Return the torch device for `requested`: `auto` picks CUDA when a GPU is visible, else the CPU."""
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
+        raise ConfigError("device 'cuda' was requested but no CUDA GPU is visible; use 'auto' or 'cpu'")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)

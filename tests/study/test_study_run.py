@@ -31,6 +31,8 @@ def test_short_study_records_dice(tmp_path, hippocampus_dir):
         assert Path(trial.user_attrs["checkpoint"]).is_file()
         assert len(trial.intermediate_values) == 2, "one report per epoch"
         assert trial.user_attrs["training_config"]["learning_rate"] == trial.params["learning_rate"]
+        assert trial.user_attrs["preprocessing"]["orientation"] == "RAS"
+        assert trial.user_attrs["labels"]["1"] == "Anterior"
     assert (tmp_path / "runs" / "tiny" / "study.db").is_file(), "the embedded default lives beside the outputs"
     assert study.user_attrs["labels"] == {"0": "background", "1": "Anterior", "2": "Posterior"}
 

@@ -105,3 +105,12 @@ def test_other_architectures_train(tmp_path, small_data, architecture):
 def test_training_config_rejects(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
         tiny_training_config(tmp_path, **changes)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when no GPU is visible")
+def test_cuda_without_gpu_is_config_error():
+    from hpo.errors import ConfigError
+    from hpo.training.trainer import resolve_device
+
+    with pytest.raises(ConfigError, match=r"device 'cuda' was requested but no CUDA GPU is visible; use 'auto' or 'cpu'"):
+        resolve_device("cuda")
