@@ -30,9 +30,9 @@ STORAGE_ENVIRONMENT_VARIABLE = "HPO_STORAGE"
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 CONNECT_TIMEOUT_SECONDS = 10
 # Workers that open a new database at the same moment all create its tables, so the losers of
-# that race see "already exists" errors. They try again, up to this many times, and so does a
+# that race see "already exists" errors. They try again for up to this many seconds, and so does a
 # worker whose new connection was closed by the server (a restart, `pg_terminate_backend`).
-OPEN_ATTEMPTS = 6
+OPEN_RETRY_SECONDS = 10.0
 # Parts of the messages of those errors, lower case. A server that refuses the connection or
 # never responds is not among them, and that error is raised at once.
 TRANSIENT_OPEN_ERRORS = (
@@ -89,15 +89,15 @@ def open_storage(
 
 
 def _create_storage(url: str, engine_kwargs: dict, heartbeat: dict) -> ReconnectingRDBStorage:
-    for attempt in range(1, OPEN_ATTEMPTS + 1):
+    deadline = time.monotonic() + OPEN_RETRY_SECONDS
+    while True:
         try:
             return ReconnectingRDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
         except Exception as error:  # SQLAlchemy and the drivers raise many types for an unreachable server
-            if attempt == OPEN_ATTEMPTS or not _is_transient_open_error(error):
+            if time.monotonic() > deadline or not _is_transient_open_error(error):
                 raise StorageError(describe_connection_failure(url, error)) from error
-            logger.debug("Opening %s failed (%s); trying again", mask_url(url), type(error).__name__)
+            logger.debug("Opening %s failed (%s); trying again", mask_url(url), _first_line(error))
             time.sleep(0.2 + random.random() * 0.5)
-    raise AssertionError("not reached: the last attempt returns or raises")
 
 
 def _is_transient_open_error(error: Exception) -> bool:
@@ -120,12 +120,16 @@ def describe_connection_failure(url: str, error: Exception) -> str:
     where = f"database '{parsed.database}'"
     if parsed.host:
         where += f" on {parsed.host}:{parsed.port or 'default port'}"
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (
-        f"Could not open study storage {mask_url(url)} ({where}): {first_line}. "
+        f"Could not open study storage {mask_url(url)} ({where}): {_first_line(error)}. "
         "Check that the server is running and reachable, and the user, password and database name; "
         f"or pass another URL with --storage or {STORAGE_ENVIRONMENT_VARIABLE}."
     )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _engine_kwargs(backend: str) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from tests.conftest import tiny_study_dict, write_config
 
@@ -125,7 +125,7 @@ def wait_for_training_trial(url: str, process: subprocess.Popen, timeout: float 
         assert process.poll() is None, f"hpo exited early:\n{process.stdout.read()}"
         try:
             running = load(url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-        except (KeyError, OperationalError):  # the study, or the SQLite file's folder, is not created yet
+        except (KeyError, SQLAlchemyError):  # the study, its tables or the SQLite file's folder are not created yet
             running = []
         for trial in running:
             if trial.intermediate_values and "worker" in trial.user_attrs:

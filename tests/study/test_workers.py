@@ -95,14 +95,17 @@ def test_empty_gpu_list_rejected():
         visible_gpus(" , ", "auto")
 
 
-def sqlite_study(tmp_path: Path, name: str = "guarded") -> tuple[optuna.Study, optuna.storages.RDBStorage]:
-    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=3)
+def sqlite_study(
+    tmp_path: Path, name: str = "guarded", heartbeat: bool = True
+) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
+    beats = {"heartbeat_interval": 1, "grace_period": 3} if heartbeat else {}
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", **beats)
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
     return study, storage
 
 
 def test_surplus_trial_ranked_after_budget(tmp_path):
-    study, _ = sqlite_study(tmp_path)
+    study, _ = sqlite_study(tmp_path, heartbeat=False)
     study.tell(study.ask(), 0.5)
     first, second = study.ask(), study.ask()  # two workers started together with one trial left
     budget = TrialBudget(study, n_trials=2)
@@ -115,7 +118,7 @@ def test_surplus_trial_ranked_after_budget(tmp_path):
 
 
 def test_waiting_trial_keeps_its_place(tmp_path):
-    study, _ = sqlite_study(tmp_path)
+    study, _ = sqlite_study(tmp_path, heartbeat=False)
     study.enqueue_trial({"x": 0.5})  # a retried trial, numbered 0
     newer = study.ask()  # ask() takes the queued trial first ...
     later = study.ask()  # ... so this one is new
@@ -125,6 +128,7 @@ def test_waiting_trial_keeps_its_place(tmp_path):
     assert budget.is_surplus(later.number)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_trial_without_heartbeat_failed(tmp_path):
     study, storage = sqlite_study(tmp_path)
     study.enqueue_trial({"x": 0.25})
