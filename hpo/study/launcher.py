@@ -178,7 +178,7 @@ class Supervisor:
         # gets exactly one SIGTERM, from here.
         process = subprocess.Popen(
             spec.command, env={**os.environ, **spec.environment}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1, start_new_session=True,
+            text=True, errors="replace", bufsize=1, start_new_session=True,
         )
         worker = _Running(spec, process)
         for stream, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):
