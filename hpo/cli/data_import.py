@@ -6,8 +6,9 @@ import argparse
 
 
 def register(commands) -> None:
-    """Add the two import subcommands to the `hpo data` parser."""
+    """Add the import subcommands, and the picture export of 2D label maps, to the `hpo data` parser."""
     _register_import_2d(commands)
+    _register_export_2d(commands)
     _register_import_structures(commands)
 
 
@@ -50,11 +51,46 @@ def import_2d_command(arguments: argparse.Namespace) -> int:
         overwrite=arguments.overwrite,
     )
     report = import_pictures(arguments.images, arguments.masks, arguments.out, settings)
+    skipped = f"; skipped {len(report.skipped)} with problems" if report.skipped else ""
+    if report.unlabelled:
+        print(f"Imported {report.unlabelled} unlabelled frames into {report.dataset.parent / 'imagesTs'}{skipped}")
+        print("Segment them with: hpo predict --model MODEL_DIR --input FRAME.nii.gz --output FRAME_seg.nii.gz")
+        return 0
+
     splits = ", ".join(f"{name}: {count}" for name, count in sorted(report.splits.items()))
-    print(f"Imported {report.imported} labelled frames" + (f" ({splits})" if splits else ""), end="")
-    print(f" and {report.unlabelled} unlabelled frames" if report.unlabelled else "", end="")
-    print(f"; skipped {len(report.skipped)} with problems" if report.skipped else "")
+    print(f"Imported {report.imported} labelled frames" + (f" ({splits})" if splits else "") + skipped)
     print(f"Dataset ready: {report.dataset.parent}\nSet data.path in your study config to this folder.")
+    return 0
+
+
+def _register_export_2d(commands) -> None:
+    parser = commands.add_parser(
+        "export-2d", help="write single-slice label maps (such as 'hpo predict' output) as PNG mask pictures",
+        description="Write each single-slice NIfTI label map as a PNG in the orientation of the imported picture. "
+        "One structure becomes 0 and 255; several structures keep their label values.",
+    )
+    parser.add_argument("--labels", required=True, help="a NIfTI label map, or a folder of them")
+    parser.add_argument("--out", required=True, help="folder to write NAME.png into")
+    parser.set_defaults(handler=export_2d_command)
+
+
+def export_2d_command(arguments: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hpo.data.importers.pictures import PictureError, label_map_to_picture
+    from hpo.data.importers.volumes import volume_stem
+    from hpo.errors import DatasetError
+
+    source = Path(arguments.labels)
+    paths = sorted(source.glob("*.nii*")) if source.is_dir() else [source]
+    if not paths or not all(path.is_file() for path in paths):
+        raise DatasetError(f"{source}: no NIfTI label map found; give a .nii.gz file or a folder of them")
+    for path in paths:
+        try:
+            written = label_map_to_picture(path, Path(arguments.out) / f"{volume_stem(path)}.png")
+        except PictureError as error:
+            raise DatasetError(str(error)) from error
+        print(written)
     return 0
 
 

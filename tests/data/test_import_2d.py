@@ -253,3 +253,20 @@ def test_case_id_clash_reported(tmp_path):
     frame_pair(tmp_path, "a_b")
     with pytest.raises(DatasetError, match=r"case identifier 'a_b' is the same as that of"):
         import_pictures(tmp_path / "images", tmp_path / "masks", tmp_path / "out", PictureImportSettings())
+
+
+def test_export_2d_round_trip(tg3k_subset, tmp_path, capsys):
+    import_pictures(tg3k_subset / "images", tg3k_subset / "masks", tmp_path / "dataset", PictureImportSettings())
+    code = main(["data", "export-2d", "--labels", str(tmp_path / "dataset" / "labelsTr"), "--out", str(tmp_path / "pngs")])
+
+    assert code == 0
+    assert len(list((tmp_path / "pngs").glob("*.png"))) == 6
+    exported = np.asarray(Image.open(tmp_path / "pngs" / "val_0014.png"))
+    original = np.asarray(Image.open(tg3k_subset / "masks" / "val" / "0014.jpg")) >= 128
+    assert np.array_equal(exported, original.astype(np.uint8) * 255)
+
+
+def test_export_2d_rejects_3d_volume(tmp_path, capsys):
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 3), np.uint8), np.eye(4)), tmp_path / "volume.nii.gz")
+    assert main(["data", "export-2d", "--labels", str(tmp_path / "volume.nii.gz"), "--out", str(tmp_path / "pngs")]) == 2
+    assert "is not a single-slice volume" in capsys.readouterr().err

@@ -260,3 +260,11 @@ def test_cli_import_structures_real_masks(real_case, tmp_path, capsys):
     assert info.cases[0].metadata["group"] == REAL_CASE
     manifest = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert manifest["labels"] == {"0": "background", "1": "OpticNerve_L", "2": "OpticNerve_R"}
+
+
+def test_group_defaults_to_case_id(tmp_path):
+    image = write_nrrd(tmp_path / "scan7" / "image.nrrd", np.zeros((12, 10, 6), np.int16))
+    write_nrrd(tmp_path / "scan7" / "masks" / "Chiasm.nrrd", box_mask())
+    cases = find_cases(str(tmp_path / "{case}" / "image.nrrd"), str(tmp_path / "{case}" / "masks"))
+    import_structures(cases, load_label_table("Chiasm=3"), tmp_path / "out", StructureImportSettings())
+    assert read_dataset(tmp_path / "out").cases[0].metadata["group"] == "scan7"

@@ -85,3 +85,24 @@ def picture_to_nifti(path: Path, spacing: tuple[float, float] = (1.0, 1.0), fact
     image = nib.Nifti1Image(frame_to_volume(frame), frame_affine(scaled))
     image.header.set_xyzt_units("mm")
     return image
+
+
+def label_map_to_picture(path: Path, out_path: Path) -> Path:
+    """Write a single-slice label map (such as `hpo predict` output) as a PNG mask picture.
+
+    A map with one structure is written as 0 and 255, so the mask shows in any viewer and imports
+    again with the default threshold; with several structures, pixels keep their label values.
+    """
+    from PIL import Image
+
+    data = np.asarray(nib.load(path).dataobj)
+    if data.ndim != 3 or data.shape[2] != 1:
+        msg = f"{path}: shape {data.shape} is not a single-slice volume (W x H x 1)"
+        raise PictureError(msg)
+    frame = volume_to_frame(data).astype(np.uint8)
+    if frame.max() <= 1:
+        frame = frame * 255
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame).save(out_path)
+    return out_path

@@ -218,9 +218,9 @@ def _write(
     report = StructureImportReport(out_dir / "dataset.json", labels=labels)
     for case in built:
         image, label = _crop(case, settings.crop_margin)
-        metadata = {"case": case.source.case_id, "source": str(case.source.image)}
-        if case.source.case_id in groups:
-            metadata["group"] = groups[case.source.case_id]
+        # Without --group-pattern each case is its own group, so that data.group_by works either way.
+        group = groups.get(case.source.case_id, case.source.case_id)
+        metadata = {"case": case.source.case_id, "source": str(case.source.image), "group": group}
         dataset.add_training_case(safe_case_id(case.source.case_id), image, label, metadata)
         report.cases.append(case.source.case_id)
         if case.missing:
