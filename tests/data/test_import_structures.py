@@ -20,7 +20,7 @@ from tests.conftest import SHARED_DATA
 
 HN_MASKS = SHARED_DATA / "hn-oar-masks"
 REAL_CASE = "0522c0014"  # the smallest scan: 512 x 512 x 159
-LABEL_TABLE = Path(__file__).resolve().parents[2] / "study_configs" / "head_neck_labels.yaml"
+LABEL_TABLE = Path(__file__).resolve().parents[2] / "study_configs" / "label_tables" / "head_neck.yaml"
 LPS_DIRECTIONS = np.diag([0.5, 0.5, 2.0])
 
 
