@@ -268,3 +268,21 @@ def test_group_defaults_to_case_id(tmp_path):
     cases = find_cases(str(tmp_path / "{case}" / "image.nrrd"), str(tmp_path / "{case}" / "masks"))
     import_structures(cases, load_label_table("Chiasm=3"), tmp_path / "out", StructureImportSettings())
     assert read_dataset(tmp_path / "out").cases[0].metadata["group"] == "scan7"
+
+
+@pytest.mark.parametrize(
+    ("labels", "declared"),
+    [
+        # an absent structure after the present ones is left out
+        ("Chiasm=3,Thyroid=4", {0: "background", 1: "OpticNerve_L", 2: "OpticNerve_R", 3: "Chiasm"}),
+        # an absent structure before a present one stays, so label values keep matching output channels
+        ("Chiasm=4,Thyroid=3", {0: "background", 1: "OpticNerve_L", 2: "OpticNerve_R", 3: "Thyroid", 4: "Chiasm"}),
+    ],
+)
+def test_absent_structures_declared(tmp_path, labels, declared):
+    image = write_nrrd(tmp_path / "image.nrrd", np.zeros((12, 10, 6), np.int16))
+    for index, name in enumerate(("OpticNerve_L", "OpticNerve_R", "Chiasm")):
+        write_nrrd(tmp_path / "masks" / f"{name}.nrrd", box_mask(box=(slice(2 * index, 2 * index + 2), slice(0, 2), slice(0, 2))))
+    table = load_label_table(f"OpticNerve_L=1,OpticNerve_R=2,{labels}")
+    report = import_structures(find_cases(str(image), str(tmp_path / "masks")), table, tmp_path / "out", StructureImportSettings())
+    assert report.labels == declared

@@ -91,7 +91,7 @@ def label_map_to_picture(path: Path, out_path: Path) -> Path:
     """Write a single-slice label map (such as `hpo predict` output) as a PNG mask picture.
 
     A map with one structure is written as 0 and 255, so the mask shows in any viewer and imports
-    again with the default threshold; with several structures, pixels keep their label values.
+    again with the default threshold. With several structures, pixels keep their label values.
     """
     from PIL import Image
 

@@ -208,11 +208,7 @@ def merge_masks(masks: dict[str, np.ndarray], table: LabelTable, rule: str, case
 def _write(
     built: list[BuiltCase], groups: dict[str, str], table: LabelTable, out_dir: Path, settings: StructureImportSettings
 ) -> StructureImportReport:
-    present = {int(v) for case in built for v in np.unique(case.label) if v}
-    labels = {0: "background", **{value: name for value, name in table.names_by_value().items() if value in present}}
-    absent = [name for value, name in table.names_by_value().items() if value not in present]
-    if absent:
-        logger.warning("No case has a mask for %s; they are left out of dataset.json labels", absent)
+    labels = _declared_labels(built, table)
 
     dataset = DecathlonDataset(out_dir, out_dir.name, labels, settings.modality, "Imported by hpo data import-structures")
     report = StructureImportReport(out_dir / "dataset.json", labels=labels)
@@ -228,6 +224,29 @@ def _write(
             logger.debug("Case %s has no mask for %s", case.source.case_id, case.missing)
     dataset.save()
     return report
+
+
+def _declared_labels(built: list[BuiltCase], table: LabelTable) -> dict[int, str]:
+    """Declare the table's structures up to the highest label value that some case contains.
+
+    A structure that no case has is left out when it comes last. Before a present structure it
+    stays declared, because the network has one output channel per value up to the highest, and
+    per-structure scores are matched to names by channel.
+    """
+    present = {int(value) for case in built for value in np.unique(case.label) if value}
+    highest = max(present, default=0)
+    labels = {0: "background", **{value: name for value, name in table.names_by_value().items() if value <= highest}}
+    left_out = [name for value, name in table.names_by_value().items() if value > highest]
+    if left_out:
+        logger.warning("No case has a mask for %s; they are left out of dataset.json labels", left_out)
+    kept_empty = [name for value, name in labels.items() if value and value not in present]
+    if kept_empty:
+        logger.warning(
+            "No case has a mask for %s, but they stay in dataset.json because higher label values follow; "
+            "their Dice will read 1.0 (absent from prediction and reference). Renumber the label table to drop them.",
+            kept_empty,
+        )
+    return labels
 
 
 def _crop(case: BuiltCase, margin: float | None) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
