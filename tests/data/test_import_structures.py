@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hpo.cli.main import main
-from hpo.data.importers.head_neck_phantom import PhantomSettings, make_case
+from hpo.data.importers.head_neck_phantom import main as phantom_main
 from hpo.data.importers.label_table import load_label_table
 from hpo.data.importers.structures import CaseSource, StructureImportSettings, find_cases, import_structures
 from hpo.data.layouts import read_dataset
@@ -30,8 +30,12 @@ def real_case(tmp_path_factory) -> tuple[Path, Path]:
     masks = HN_MASKS / REAL_CASE / "segmentations"
     if not masks.is_dir():
         pytest.skip(f"real head-and-neck masks not found at {masks}")
-    image = make_case(masks, tmp_path_factory.mktemp("ct") / REAL_CASE / "image.nrrd", PhantomSettings(), seed=0)
-    return image, masks
+    # the generator's command line, as the README runs it, on a folder that holds one real case
+    masks_root = tmp_path_factory.mktemp("masks")
+    (masks_root / REAL_CASE).symlink_to(HN_MASKS / REAL_CASE, target_is_directory=True)
+    out = tmp_path_factory.mktemp("ct")
+    assert phantom_main(["--masks", str(masks_root), "--out", str(out)]) == 0
+    return out / REAL_CASE / "image.nrrd", masks
 
 
 def write_nrrd(path: Path, data: np.ndarray, origin=(0.0, 0.0, 0.0), directions=LPS_DIRECTIONS) -> Path:
