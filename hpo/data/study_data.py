@@ -28,6 +28,11 @@ class StudyData:
         return int(self.training[0].image.shape[0])
 
     @property
+    def structure_values(self) -> list[int]:
+        """The declared foreground label values, in order; they may have gaps (such as 1, 2, 4)."""
+        return sorted(self.info.structure_names)
+
+    @property
     def num_classes(self) -> int:
         """Output channels of the network: background plus one per declared structure."""
         return max(self.info.labels) + 1

@@ -91,6 +91,9 @@ def _group_cases(paths: list[Path], in_channels: int) -> dict[str, tuple[Path, .
     groups: dict[str, list[Path]] = {}
     for path, match in sorted(zip(paths, matches), key=lambda pair: (pair[1]["case"], pair[1]["channel"])):
         groups.setdefault(match["case"], []).append(path)
+    if in_channels == 1 and any(len(files) > 1 for files in groups.values()):
+        # Names such as val_0014 and val_0015 are separate single-channel cases, not channels of one case.
+        return {nifti_stem(path): (path,) for path in paths}
     incomplete = {case: len(files) for case, files in groups.items() if in_channels > 1 and len(files) != in_channels}
     if incomplete:
         msg = f"The model takes {in_channels} channel files per case, but these cases have another count: {incomplete}."

@@ -50,15 +50,20 @@ class ValidationScores:
 
 def validate(
     model: nn.Module, cases: list, num_classes: int, patch_size: tuple[int, ...], device: torch.device,
-    overlap: float = 0.25, amp: bool = False,
+    overlap: float = 0.25, amp: bool = False, structure_values: list[int] | None = None,
 ) -> tuple[ValidationScores, list[np.ndarray]]:
-    """Segment every validation case; return per-structure scores and the predicted label maps."""
+    """Segment every validation case; return per-structure scores and the predicted label maps.
+
+    With `structure_values`, only those labels are scored, so a gap in the label values (an
+    undeclared value such as 3 between 2 and 4) is not counted as a perfectly predicted structure.
+    """
     predictions = [predict_label_map(model, case.image, patch_size, device, overlap, amp) for case in cases]
     dice = np.array([
         dice_per_structure(_batch(prediction), _batch(case.label), num_classes)
         for prediction, case in zip(predictions, cases)
     ])
-    return ValidationScores([float(value) for value in dice.mean(axis=0)]), predictions
+    columns = [value - 1 for value in structure_values] if structure_values else list(range(num_classes - 1))
+    return ValidationScores([float(value) for value in dice.mean(axis=0)[columns]]), predictions
 
 
 def _batch(label_map: np.ndarray) -> torch.Tensor:

@@ -123,7 +123,8 @@ def train(config: TrainingConfig, data: StudyData, reporter: Reporter | None = N
         scheduler.step()
         trained = time.monotonic()
         scores, predictions = validate(
-            model, data.validation, data.num_classes, config.patch_size, device, config.sw_overlap, use_amp
+            model, data.validation, data.num_classes, config.patch_size, device, config.sw_overlap, use_amp,
+            data.structure_values,
         )
         finished = time.monotonic()
 
@@ -190,4 +191,5 @@ def boundary_scores(predictions: list[np.ndarray], data: StudyData) -> list[floa
     ]
     if not per_case:
         return []
-    return [float(value) for value in np.nanmean(np.array(per_case, dtype=float), axis=0)]
+    columns = [value - 1 for value in data.structure_values]
+    return [float(value) for value in np.nanmean(np.array(per_case, dtype=float), axis=0)[columns]]

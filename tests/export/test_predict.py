@@ -96,6 +96,21 @@ def test_plan_groups_nnunet_channel_files(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("names", "case_ids"),
+    [
+        (["val_0014.nii.gz", "val_0015.nii.gz"], ["val_0014", "val_0015"]),  # imported 2D frames, one case each
+        (["pat1_0000.nii.gz", "pat2_0000.nii.gz"], ["pat1", "pat2"]),  # nnU-Net single-channel names
+    ],
+)
+def test_plan_single_channel_names(tmp_path, names, case_ids):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in names:
+        (inputs / name).touch()
+    assert [job.case_id for job in plan_jobs(inputs, tmp_path / "out", in_channels=1)] == case_ids
+
+
+@pytest.mark.parametrize(
     ("names", "in_channels", "message"),
     [
         ([], 1, "contains no NIfTI files"),  # an empty folder

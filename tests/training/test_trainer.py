@@ -114,3 +114,33 @@ def test_cuda_without_gpu_is_config_error():
 
     with pytest.raises(ConfigError, match=r"device 'cuda' was requested but no CUDA GPU is visible; use 'auto' or 'cpu'"):
         resolve_device("cuda")
+
+
+def test_label_gap_scores_declared_structures(tmp_path):
+    """Labels 0, 1, 2, 4: three structures are scored, and the unused value 3 is not counted."""
+    import json
+
+    import nibabel as nib
+
+    from tests.conftest import make_volume
+
+    root = tmp_path / "set"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    training = []
+    for index in range(4):
+        image, label = make_volume(shape=(24, 24, 16), labels=(1, 2, 4), seed=index)
+        name = f"case_{index}.nii.gz"
+        nib.save(nib.Nifti1Image(image, np.eye(4)), root / "imagesTr" / name)
+        nib.save(nib.Nifti1Image(label, np.eye(4)), root / "labelsTr" / name)
+        training.append({"image": f"imagesTr/{name}", "label": f"labelsTr/{name}"})
+    labels = {"0": "background", "1": "a", "2": "b", "4": "d"}
+    (root / "dataset.json").write_text(json.dumps({"labels": labels, "training": training}))
+    data = load_study_data(DataSection(path=str(root), cache_dir=str(tmp_path / "cache"), validation_fraction=0.25), 3)
+
+    network = NetworkSettings("unet", 3, 1, data.num_classes, (8, 16), num_res_units=0)
+    result = train(tiny_training_config(tmp_path, network=network, epochs=1), data)
+    assert data.structure_values == [1, 2, 4]
+    assert len(result.best_dice_per_structure) == 3
+    assert len(result.best_hausdorff95_per_structure) == 3
+    assert result.best_dice == pytest.approx(np.mean(result.best_dice_per_structure))
