@@ -11,12 +11,15 @@ runs a cheap objective through the ask-and-tell interface until the measuring wi
 - count the finished trials, as hpo's worker loop does before every trial
   (`hpo.study.runner.count_trials`).
 
-Every call is timed. Trials per second count the trials finished inside the window by all workers.
+Every call is timed. Trials per second are the intermediate values reported inside the window by
+all workers, divided by the values per trial. Counting only whole trials would round the figure
+down to nothing when 16 slow workers each finish less than one trial in the window.
 The script also records how busy the machine's CPUs were during the window (from /proc/stat,
 which includes other users' processes) and the CPU time the worker processes spent per trial.
 
 SQLite runs use a fresh file in write-ahead-log mode, one per measurement. PostgreSQL runs use a
-database created for this run and dropped at its end, with a fresh study per measurement.
+database created for this run and dropped at its end, with a fresh study per measurement. The two
+backends take turns for each worker count, so their ratio is measured side by side.
 
     python bench/storage_scaling.py                      # about 6 minutes
     python bench/storage_scaling.py --quick              # a few seconds, SQLite only
@@ -26,6 +29,7 @@ database created for this run and dropped at its end, with a fresh study per mea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -82,7 +86,7 @@ def worker(url: str, study_name: str, index: int, seconds: float, steps: int, ba
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
     )
     latencies: dict[str, list[float]] = {name: [] for name in OPERATIONS}
-    finished_in_window = 0
+    reports_in_window = 0
     would_prune = 0
     barrier.wait()
     cpu_started = time.process_time()
@@ -96,18 +100,18 @@ def worker(url: str, study_name: str, index: int, seconds: float, steps: int, ba
             tick = time.perf_counter()
             trial.report(x * (1.0 - 0.5 ** (step + 1)), step)
             latencies["report"].append(time.perf_counter() - tick)
+            reports_in_window += time.monotonic() <= deadline
             tick = time.perf_counter()
             would_prune += trial.should_prune()
             latencies["should_prune"].append(time.perf_counter() - tick)
         tick = time.perf_counter()
         study.tell(trial, x)
         latencies["tell"].append(time.perf_counter() - tick)
-        finished_in_window += time.monotonic() <= deadline
         tick = time.perf_counter()
         count_trials(study, FINISHED_STATES)
         latencies["count_trials"].append(time.perf_counter() - tick)
     queue.put({
-        "finished": finished_in_window, "would_prune": would_prune, "latencies": latencies,
+        "reports": reports_in_window, "trials": len(latencies["tell"]), "would_prune": would_prune, "latencies": latencies,
         "cpu_seconds": time.process_time() - cpu_started,
     })
 
@@ -143,14 +147,14 @@ def measure_once(url: str, workers: int, arguments: argparse.Namespace) -> dict:
     if failed:
         raise RuntimeError(f"{len(failed)} of {workers} worker processes failed with exit codes {failed}")
 
-    finished = sum(report["finished"] for report in reports)
+    trials = sum(report["reports"] for report in reports) / arguments.steps
     total_ticks = max(total_after - total_before, 1)
     return {
-        "trials_per_second": finished / arguments.seconds,
-        "trials": finished,
+        "trials_per_second": trials / arguments.seconds,
+        "trials": trials,
         "would_prune": sum(report["would_prune"] for report in reports),
         "machine_cpu_busy": (busy_after - busy_before) / total_ticks,
-        "worker_cpu_seconds_per_trial": sum(report["cpu_seconds"] for report in reports) / max(finished, 1),
+        "worker_cpu_seconds_per_trial": sum(report["cpu_seconds"] for report in reports) / max(sum(report["trials"] for report in reports), 1),
         "latencies": {name: [value for report in reports for value in report["latencies"][name]] for name in OPERATIONS},
         "load": load_average(),
     }
@@ -172,19 +176,34 @@ def summarise(windows: list[dict]) -> dict:
     return summary
 
 
-def run_backend(backend: str, url: str, arguments: argparse.Namespace) -> dict:
-    """Measure every worker count on one storage, cycling through the counts so that drifts in load spread over all of them."""
-    windows: dict[int, list[dict]] = {workers: [] for workers in arguments.workers}
+def run_all(urls: dict, arguments: argparse.Namespace) -> dict[str, dict[int, list[dict]]]:
+    """Measure every backend and worker count `repeats` times, alternating the backends within each
+    worker count and cycling through the counts, so that drifts in load spread over all of them."""
+    windows = {backend: {workers: [] for workers in arguments.workers} for backend in urls}
     for repeat in range(arguments.repeats):
         for workers in arguments.workers:
-            window = measure_once(url() if callable(url) else url, workers, arguments)
-            windows[workers].append(window)
-            print(
-                f"{backend:<10} {workers:>2} workers, repeat {repeat + 1}: {window['trials_per_second']:7.2f} trials/s, "
-                f"CPU busy {window['machine_cpu_busy']:.0%}  ({window['load']})",
-                flush=True,
-            )
-    return {str(workers): summarise(found) for workers, found in windows.items()}
+            order = list(urls) if repeat % 2 == 0 else list(reversed(urls))
+            for backend in order:
+                window = measure_once(urls[backend](), workers, arguments)
+                windows[backend][workers].append(window)
+                print(
+                    f"{backend:<10} {workers:>2} workers, repeat {repeat + 1}: {window['trials_per_second']:7.2f} trials/s, "
+                    f"CPU busy {window['machine_cpu_busy']:.0%}  ({window['load']})",
+                    flush=True,
+                )
+    return windows
+
+
+def paired_ratios(windows: dict[str, dict[int, list[dict]]]) -> dict:
+    """Median over repeats of SQLite's trials per second divided by PostgreSQL's, per worker count."""
+    if set(windows) != {"sqlite", "postgresql"}:
+        return {}
+    ratios = {}
+    for workers, sqlite_windows in windows["sqlite"].items():
+        pairs = zip(sqlite_windows, windows["postgresql"][workers])
+        values = [a["trials_per_second"] / b["trials_per_second"] for a, b in pairs if b["trials_per_second"] > 0]
+        ratios[str(workers)] = round(median(values), 2)
+    return ratios
 
 
 def print_table(backend: str, summary: dict) -> None:
@@ -227,18 +246,25 @@ def main(argv: list[str] | None = None) -> int:
     from hpo.study.storage import mask_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    results: dict = {}
-    with tempfile.TemporaryDirectory(prefix="hpo-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="hpo-bench-") as folder, contextlib.ExitStack() as stack:
         counter = iter(range(10**6))
-        for backend in arguments.backends:
-            if backend == "sqlite":
-                results[backend] = run_backend(backend, lambda: f"sqlite:///{folder}/study-{next(counter)}.db", arguments)
-                continue
+        urls = {}
+        if "sqlite" in arguments.backends:
+            urls["sqlite"] = lambda: f"sqlite:///{folder}/study-{next(counter)}.db"
+        if "postgresql" in arguments.backends:
             print(f"PostgreSQL: a temporary database on {mask_url(arguments.server)}", flush=True)
-            with PostgresDatabase(arguments.server) as url:
-                results[backend] = run_backend(backend, url, arguments)
+            database_url = stack.enter_context(PostgresDatabase(arguments.server))
+            urls["postgresql"] = lambda: database_url
+        windows = run_all(urls, arguments)
+    results: dict = {
+        backend: {str(workers): summarise(found) for workers, found in by_workers.items()}
+        for backend, by_workers in windows.items()
+    }
     for backend, summary in results.items():
         print_table(backend, summary)
+    results["sqlite_to_postgresql_ratio"] = paired_ratios(windows)
+    if results["sqlite_to_postgresql_ratio"]:
+        print(f"\ntrials/s ratio SQLite / PostgreSQL by workers (median of paired windows): {results['sqlite_to_postgresql_ratio']}")
 
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(arguments).items()}
     settings["server"] = mask_url(arguments.server)
