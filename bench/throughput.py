@@ -1,6 +1,6 @@
 """Training throughput of hpo's loop against a plain MONAI + PyTorch loop, alternated in one run.
 
-Both loops train the same MONAI UNet with Dice + cross-entropy and AdamW on the same preprocessed
+All loops train the same MONAI UNet with Dice + cross-entropy and AdamW on the same preprocessed
 hippocampus cases, with the same batch and patch size and the same share of foreground-centred
 patches:
 
