@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -192,4 +193,7 @@ def boundary_scores(predictions: list[np.ndarray], data: StudyData) -> list[floa
     if not per_case:
         return []
     columns = [value - 1 for value in data.structure_values]
-    return [float(value) for value in np.nanmean(np.array(per_case, dtype=float), axis=0)[columns]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a structure missing from every case gives NaN
+        means = np.nanmean(np.array(per_case, dtype=float), axis=0)
+    return [float(value) for value in means[columns]]
