@@ -1,4 +1,4 @@
-"""The training loop alone, without Optuna: it learns, keeps the best weights and stops when told."""
+"""The training loop alone, without Optuna: it learns, keeps the best weights and stops on request."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def small_data(tmp_path_factory, request) -> StudyData:
 
 
 class StopAfter:
-    """A reporter that records the epochs it saw and asks to stop after `epochs` of them."""
+    """A reporter that records each epoch and requests a stop after `epochs` of them."""
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
