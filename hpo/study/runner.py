@@ -120,7 +120,19 @@ def run_worker(
     return study
 
 
+# Keys whose values must agree between workers; the dataset path may differ from machine to machine.
+SHARED_DATA_KEYS = ("labels", "channels", "training_cases", "validation_cases", "preprocessing")
+
+
 def _record_study_attributes(study: optuna.Study, description: dict) -> None:
+    """Record the data description once, and warn when this worker's data differ from the study's."""
+    recorded = study.user_attrs
     for key, value in description.items():
-        if study.user_attrs.get(key) != value:
+        if key not in recorded:
             study.set_user_attr(key, value)
+        elif key in SHARED_DATA_KEYS and recorded[key] != value:
+            logger.warning(
+                "This worker's %s differ from those recorded in study '%s'; its trials are not comparable "
+                "with the others. Use the same config and dataset on every worker.",
+                key, study.study_name,
+            )

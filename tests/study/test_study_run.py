@@ -15,8 +15,8 @@ from hpo.study.summary import format_summary, summarise
 from tests.conftest import tiny_study_dict
 
 
-def tiny_config(tmp_path: Path, data: Path, **overrides):
-    return resolve_paths(parse_config(tiny_study_dict(data, tmp_path / "runs", **overrides)), tmp_path)
+def tiny_config(tmp_path: Path, data_path: Path, **overrides):
+    return resolve_paths(parse_config(tiny_study_dict(data_path, tmp_path / "runs", **overrides)), tmp_path)
 
 
 def test_short_study_records_dice(tmp_path, hippocampus_dir):
@@ -85,3 +85,14 @@ def test_summary_json_shape(tmp_path, hippocampus_dir):
     assert "  Dice Anterior" in text
     assert "best epoch" in text
     assert str(study.best_trial.user_attrs["checkpoint"]) in text
+
+
+def test_changed_split_warns_and_keeps_record(tmp_path, hippocampus_dir, caplog):
+    run_worker(tiny_config(tmp_path, hippocampus_dir), n_trials=1)
+    first = open_study(tiny_config(tmp_path, hippocampus_dir)).study.user_attrs["validation_cases"]
+
+    changed = tiny_config(tmp_path, hippocampus_dir, data={"split_seed": 5})
+    with caplog.at_level("WARNING", logger="hpo.study.runner"):
+        study = run_worker(changed, n_trials=1)
+    assert "validation_cases differ from those recorded in study 'tiny'" in caplog.text
+    assert study.user_attrs["validation_cases"] == first
