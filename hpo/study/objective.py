@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import optuna
+import torch
 
 from hpo.config.schema import StudyConfig
 from hpo.data.study_data import StudyData
@@ -70,6 +71,8 @@ class Objective:
         reporter = OptunaReporter(trial, structure_names, self.clock, self.trials_left)
         try:
             result = train(training_config, self.data, reporter)
+        except torch.OutOfMemoryError:
+            raise  # TrialGuard ends the trial as pruned and logs why
         except Exception as error:
             trial.set_user_attr("failure_reason", f"{type(error).__name__}: {error}")
             logger.warning("Trial %d failed: %s: %s", trial.number, type(error).__name__, error)
