@@ -55,6 +55,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         started = time.monotonic()
         parameters = sample_parameters(trial, self.config)
+        # NOTE: the folder depends on the study name and trial number only, so two storages holding a
+        # study of the same name and sharing one output_dir write their checkpoints to the same folders.
         output_dir = self.study_dir / "trials" / f"trial_{trial.number:04d}"
         training_config = build_training_config(
             parameters, self.config, self.data.in_channels, self.data.num_classes, output_dir
