@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import optuna
@@ -44,12 +46,17 @@ class OptunaReporter:
 class Objective:
     """Callable for `Study.optimize`: returns the best epoch's mean validation Dice of one trial."""
 
-    def __init__(self, config: StudyConfig, data: StudyData, study_dir: Path, clock: StudyClock, trials_left) -> None:
+    def __init__(
+        self, config: StudyConfig, data: StudyData, study_dir: Path, clock: StudyClock, trials_left,
+        training_window: Callable[[], AbstractContextManager] = nullcontext,
+    ) -> None:
         self.config = config
         self.data = data
         self.study_dir = Path(study_dir)
         self.clock = clock
         self.trials_left = trials_left
+        # A stop signal may interrupt training only, never a storage write or an artifact upload.
+        self.training_window = training_window
         self.artifact_store = open_artifact_store(config.study.artifact_store, self.study_dir)
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -72,7 +79,8 @@ class Objective:
         structure_names = list(self.data.info.structure_names.values())
         reporter = OptunaReporter(trial, structure_names, self.clock, self.trials_left)
         try:
-            result = train(training_config, self.data, reporter)
+            with self.training_window():
+                result = train(training_config, self.data, reporter)
         except torch.OutOfMemoryError:
             raise  # TrialGuard ends the trial as pruned and logs why
         except Exception as error:

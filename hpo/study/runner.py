@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 import zlib
@@ -14,13 +15,14 @@ from optuna.trial import TrialState
 from hpo.config.loader import study_dir
 from hpo.config.schema import StudyConfig
 from hpo.data.study_data import load_study_data
+from hpo.errors import ConfigError, StudyError
 from hpo.study.budget import FINISHED_STATES, TrialBudget  # FINISHED_STATES is re-exported for count_trials callers
 from hpo.study.factories import build_pruner, build_sampler
 from hpo.study.interrupt import StopSignals
 from hpo.study.objective import Objective
 from hpo.study.progress import StudyClock
 from hpo.study.search_space import max_epochs
-from hpo.study.storage import mask_url, open_storage, resolve_storage_url
+from hpo.study.storage import mask_url, open_storage, resolve_storage_url, sqlite_path
 from hpo.study.trial_guard import TrialGuard, default_worker_name
 from hpo.study.worker_loop import WorkerLoop
 
@@ -44,6 +46,10 @@ def open_study(config: StudyConfig, storage: str | None = None, create: bool = T
     """Open the study in its storage, creating it if needed (and allowed); safe when many workers race."""
     folder = study_dir(config)
     url = resolve_storage_url(storage, config.study.storage, folder)
+    sqlite_file = sqlite_path(url)
+    if not create and sqlite_file is not None and not sqlite_file.is_file():
+        msg = f"Study '{config.study.name}' not found: {sqlite_file} does not exist; run 'hpo run' first or check --storage."
+        raise StudyError(msg)
     backend = open_storage(
         url, config.study.heartbeat_interval, config.study.grace_period, config.training.max_retries
     )
@@ -53,8 +59,6 @@ def open_study(config: StudyConfig, storage: str | None = None, create: bool = T
         try:
             study = optuna.load_study(study_name=config.study.name, storage=backend, sampler=sampler, pruner=pruner)
         except KeyError as error:
-            from hpo.errors import StudyError
-
             msg = f"Study '{config.study.name}' not found in {mask_url(url)}; run 'hpo run' first or check --storage."
             raise StudyError(msg) from error
         return StudyHandle(study, url, folder, backend)
@@ -102,8 +106,9 @@ def run_worker(
     study = handle.study
     budget = TrialBudget(study, n_trials)
     worker = worker or default_worker_name()
-    if seed_per_worker and config.sampler.seed is not None:
-        seed = (config.sampler.seed + zlib.crc32(worker.encode())) % 2**32
+    check_search_space(study, config)
+    seed = sampler_seed(config.sampler.seed, worker if seed_per_worker else None, len(study.trials))
+    if seed != config.sampler.seed:
         study.sampler = build_sampler(config.sampler.model_copy(update={"seed": seed}))
     logger.info(
         "Worker %s started on study '%s' in %s: %d trials finished, budget %s",
@@ -113,11 +118,46 @@ def run_worker(
 
     _record_study_attributes(study, data.describe())
     clock = StudyClock(n_trials, timeout)
-    objective = Objective(config, data, handle.study_dir, clock, budget.trials_left)
     with StopSignals() as stop:
+        objective = Objective(config, data, handle.study_dir, clock, budget.trials_left, stop.trial_window)
         guard = TrialGuard(objective, budget, stop, worker)
         WorkerLoop(study, handle.storage, budget, guard, stop, config.study.grace_period, timeout).run()
     return study
+
+
+def sampler_seed(seed: int | None, worker: str | None, n_existing_trials: int) -> int | None:
+    """Return the sampler seed for this process: the config's seed for a new study in one process.
+
+    The seed is mixed with the worker's name (so parallel workers differ) and with the number of
+    trials already in the study (so a resumed run does not draw the first run's random samples again).
+    """
+    if seed is None:
+        return None
+    if worker is not None:
+        seed += zlib.crc32(worker.encode())
+    return (seed + 7919 * n_existing_trials) % 2**32
+
+
+def check_search_space(study: optuna.Study, config: StudyConfig) -> None:
+    """Raise a ConfigError when the config's choices differ from those of the study's earlier trials.
+
+    Optuna cannot change a categorical parameter's choices within a study; ranges may change.
+    """
+    recorded: dict[str, optuna.distributions.BaseDistribution] = {}
+    for trial in study.get_trials(deepcopy=False):
+        recorded.update(trial.distributions)
+    for name in type(config.search_space).model_fields:
+        spec = getattr(config.search_space, name)
+        earlier = recorded.get(name)
+        if spec is None or spec.choices is None or not isinstance(earlier, optuna.distributions.CategoricalDistribution):
+            continue
+        if tuple(spec.choices) != tuple(earlier.choices):
+            msg = (
+                f"search_space.{name}.choices {list(spec.choices)} differ from {list(earlier.choices)} used by the "
+                f"trials already in study '{study.study_name}', and Optuna cannot change a parameter's choices within "
+                "a study. Restore the earlier choices, or set a new study.name to start a new study."
+            )
+            raise ConfigError(msg)
 
 
 # Keys whose values must agree between workers; the dataset path may differ from machine to machine.
@@ -130,7 +170,7 @@ def _record_study_attributes(study: optuna.Study, description: dict) -> None:
     for key, value in description.items():
         if key not in recorded:
             study.set_user_attr(key, value)
-        elif key in SHARED_DATA_KEYS and recorded[key] != value:
+        elif key in SHARED_DATA_KEYS and recorded[key] != json.loads(json.dumps(value)):  # stored as JSON: tuples become lists
             logger.warning(
                 "This worker's %s differ from those recorded in study '%s'; its trials are not comparable "
                 "with the others. Use the same config and dataset on every worker.",

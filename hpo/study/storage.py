@@ -48,6 +48,17 @@ def resolve_storage_url(flag: str | None, configured: str | None, study_dir: Pat
     return f"sqlite:///{Path(study_dir) / 'study.db'}"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, or None for other URLs and in-memory SQLite."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ***, safe to print and log."""
     try:

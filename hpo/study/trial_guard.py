@@ -21,7 +21,7 @@ import optuna
 import torch
 
 from hpo.study.budget import SURPLUS, BudgetReached, TrialBudget
-from hpo.study.interrupt import StopSignals
+from hpo.study.interrupt import StopSignals, WorkerInterrupted
 from hpo.study.recovery import FAILURE_REASON, RETRY_OF
 
 logger = logging.getLogger(__name__)
@@ -59,9 +59,10 @@ class TrialGuard:
         retry_of = trial.user_attrs.get(RETRY_OF)
         if retry_of is not None:
             logger.info("Trial %d runs the parameters of trial %d again", trial.number, retry_of)
+        if self.stop.received is not None:
+            raise WorkerInterrupted(f"{self.stop.received} received before training began; the worker was stopped")
         try:
-            with self.stop.trial_window():
-                return self.objective(trial)
+            return self.objective(trial)
         except torch.OutOfMemoryError as error:
             return self._end_out_of_memory(trial, error)
 

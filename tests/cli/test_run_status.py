@@ -47,6 +47,7 @@ def test_invalid_config_writes_nothing(tmp_path, hippocampus_dir, capsys):
 def test_status_of_unknown_study(tiny_config_path, tmp_path, capsys):
     assert main(["status", str(tiny_config_path), "--storage", f"sqlite:///{tmp_path / 'empty.db'}"]) == 2
     assert "Study 'tiny' not found" in capsys.readouterr().err
+    assert not (tmp_path / "empty.db").exists(), "status must not create a storage file"
 
 
 def test_broken_dataset_stops_run(tmp_path, capsys):

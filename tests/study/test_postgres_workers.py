@@ -62,7 +62,8 @@ def test_sigkill_trial_retried(tmp_path, hippocampus_dir, postgres_url):
 
 
 def test_sigterm_stops_cleanly(tmp_path, hippocampus_dir, postgres_url):
-    config = worker_config(tmp_path, hippocampus_dir, n_trials=6, iterations=25, epochs=3)
+    # Epochs of about half a second, so that the signal lands while trials train, not while they record.
+    config = worker_config(tmp_path, hippocampus_dir, n_trials=6, iterations=150, epochs=4)
     process = start_hpo("run", str(config), "--workers", "2", "--storage", postgres_url)
     wait_for_training_trial(postgres_url, process)
     started = time.monotonic()

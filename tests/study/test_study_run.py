@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from hpo.config import parse_config
 from hpo.config.loader import resolve_paths
+from hpo.errors import ConfigError
 from hpo.study.runner import open_study, run_worker
 from hpo.study.summary import format_summary, summarise
 from tests.conftest import tiny_study_dict
@@ -91,8 +92,27 @@ def test_changed_split_warns_and_keeps_record(tmp_path, hippocampus_dir, caplog)
     run_worker(tiny_config(tmp_path, hippocampus_dir), n_trials=1)
     first = open_study(tiny_config(tmp_path, hippocampus_dir)).study.user_attrs["validation_cases"]
 
+    with caplog.at_level("WARNING", logger="hpo.study.runner"):
+        run_worker(tiny_config(tmp_path, hippocampus_dir), n_trials=2)
+    assert "differ from those recorded" not in caplog.text, "the same config must not warn"
+
     changed = tiny_config(tmp_path, hippocampus_dir, data={"split_seed": 5})
     with caplog.at_level("WARNING", logger="hpo.study.runner"):
-        study = run_worker(changed, n_trials=1)
+        study = run_worker(changed, n_trials=3)
     assert "validation_cases differ from those recorded in study 'tiny'" in caplog.text
     assert study.user_attrs["validation_cases"] == first
+
+
+def test_resumed_run_samples_new_parameters(tmp_path, hippocampus_dir):
+    config = tiny_config(tmp_path, hippocampus_dir)
+    run_worker(config, n_trials=1)
+    study = run_worker(config, n_trials=2)
+    assert study.trials[1].params != study.trials[0].params, "a resumed run must not redraw the first random sample"
+
+
+def test_changed_choices_rejected_before_training(tmp_path, hippocampus_dir):
+    run_worker(tiny_config(tmp_path, hippocampus_dir), n_trials=1)
+    changed = tiny_config(tmp_path, hippocampus_dir, search_space={"batch_size": {"choices": [2, 8]}})
+    with pytest.raises(ConfigError, match=r"search_space\.batch_size\.choices \[2, 8\] differ from \[2, 4\] used by the trials already in study 'tiny'"):
+        run_worker(changed, n_trials=2)
+    assert len(open_study(changed).study.trials) == 1, "no trial may be started with the changed choices"

@@ -252,7 +252,8 @@ def test_run_workers_on_embedded_sqlite(tmp_path, hippocampus_dir):
 
 
 def test_ctrl_c_requeues_trial(tmp_path, hippocampus_dir):
-    config = worker_config(tmp_path, hippocampus_dir, n_trials=3, iterations=25, epochs=3)
+    # Epochs of about half a second, so that the signal lands while the trial trains, not while it records.
+    config = worker_config(tmp_path, hippocampus_dir, n_trials=3, iterations=150, epochs=4)
     url = f"sqlite:///{tmp_path / 'runs' / 'tiny' / 'study.db'}"
     process = start_hpo("worker", str(config))
     trial = wait_for_training_trial(url, process)
