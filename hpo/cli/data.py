@@ -10,7 +10,11 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
 
     download = commands.add_parser("download", help="download a Medical Segmentation Decathlon task (MD5 verified)")
-    download.add_argument("task", nargs="?", default="Task04_Hippocampus", help="task name (default: Task04_Hippocampus)")
+    download.add_argument(
+        "task", nargs="?", default="Task04_Hippocampus",
+        help="Decathlon task: Task01_BrainTumour, Task02_Heart, Task03_Liver, Task04_Hippocampus, Task05_Prostate, "
+        "Task06_Lung, Task07_Pancreas, Task08_HepaticVessel, Task09_Spleen or Task10_Colon (default: Task04_Hippocampus)",
+    )
     download.add_argument("--out", required=True, help="folder to extract into; the dataset lands in OUT/TASK")
     download.add_argument("--url", help="download from this URL instead (an HTTP or HTTPS mirror)")
     download.add_argument("--md5", help="expected MD5 of the archive at --url")

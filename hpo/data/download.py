@@ -35,6 +35,7 @@ def download_decathlon(task: str, destination: str | Path, url: str | None = Non
         logger.info("Dataset %s already present in %s; nothing downloaded", task, dataset_dir)
         return dataset_dir
 
+    custom_source = url is not None
     default_url, default_md5 = decathlon_source(task) if url is None or md5 is None else (url, md5)
     url = url or default_url
     md5 = md5 or default_md5
@@ -45,7 +46,9 @@ def download_decathlon(task: str, destination: str | Path, url: str | None = Non
         download_and_extract(url, filepath=str(archive), output_dir=str(destination), hash_val=md5, hash_type="md5")
     except Exception as error:  # MONAI raises RuntimeError on a bad checksum, URLError when unreachable
         shutil.rmtree(dataset_dir, ignore_errors=True)
-        msg = f"Download of {task} from {url} failed: {error}. Check the network, or pass --url and --md5 for a mirror."
+        reason = str(error).strip().rstrip(".")
+        hint = "Check the URL and the MD5" if custom_source else "Check the network, or pass --url and --md5 for a mirror"
+        msg = f"Download of {task} from {url} failed: {reason}. {hint}."
         raise DatasetError(msg) from error
     finally:
         archive.unlink(missing_ok=True)

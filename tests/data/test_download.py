@@ -58,7 +58,7 @@ def test_download_extracts_and_verifies(tmp_path, local_archive):
 
 
 def test_download_rejects_wrong_checksum(tmp_path, local_archive):
-    with pytest.raises(DatasetError, match=r"Download of Task04_Hippocampus from http://127\.0\.0\.1:\d+/.* failed"):
+    with pytest.raises(DatasetError, match=r"Download of Task04_Hippocampus from http://127\.0\.0\.1:\d+/.* failed: .*[^.]\. Check the URL and the MD5\.$"):
         download_decathlon("Task04_Hippocampus", tmp_path / "data", url=local_archive.url, md5="0" * 32)
     assert not (tmp_path / "data" / "Task04_Hippocampus").exists(), "nothing half-extracted may remain"
 
