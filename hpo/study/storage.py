@@ -49,7 +49,7 @@ def resolve_storage_url(flag: str | None, configured: str | None, study_dir: Pat
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL, or None for other URLs and in-memory SQLite."""
+    """Return the database file of a SQLite URL, or None for other URLs and in-memory SQLite."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
