@@ -158,7 +158,22 @@ def _engine_kwargs(backend: str) -> dict:
 
 
 def _prepare_sqlite_file(path: Path) -> None:
-    """Create the folder and switch the file to write-ahead logging, which lets readers and one writer work at once."""
+    """Create the folder and switch the file to write-ahead logging, which lets readers and one writer work at once.
+
+    Switching the journal mode needs the file to itself, and SQLite reports "database is locked"
+    at once, without waiting for the busy timeout, while other processes create the same study.
+    The switch is therefore retried for up to the busy timeout.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS) as connection:
+                mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05 + random.random() * 0.1)
