@@ -18,7 +18,7 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
     """Read, validate and resolve a study config.
 
     Relative paths in the file (`data.path`, `study.output_dir`, `data.cache_dir`, a SQLite
-    storage path) are resolved against the folder that holds the config file, so the same study
+    storage path) are resolved against the folder that contains the config file, so the same study
     is found whatever the current directory.
     """
     config_path = Path(path)
@@ -106,5 +106,5 @@ def _absolute(path: str, base: Path) -> Path:
 
 
 def study_dir(config: StudyConfig) -> Path:
-    """The folder of one study's outputs: checkpoints, artifacts and the embedded storage file."""
+    """Return the folder of one study's outputs: checkpoints, artifacts and the embedded storage file."""
     return Path(config.study.output_dir) / config.study.name

@@ -38,7 +38,7 @@ class StudyData:
         return max(self.info.labels) + 1
 
     def describe(self) -> dict:
-        """A summary suitable for study user attributes: dataset, split, preprocessing and label names."""
+        """Summarise the data for study user attributes: dataset, split, preprocessing and label names."""
         return {
             "dataset": str(self.info.root),
             "layout": self.info.layout,

@@ -60,7 +60,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, safe to print and log."""
+    """Return the URL with its password replaced by ***, safe to print and log."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
@@ -126,7 +126,7 @@ def _is_transient_open_error(error: Exception) -> bool:
 
 
 def describe_connection_failure(url: str, error: Exception) -> str:
-    """A message naming the host, port and database that could not be used, without the password."""
+    """Build a message naming the host, port and database that could not be used, without the password."""
     parsed = make_url(url)
     where = f"database '{parsed.database}'"
     if parsed.host:

@@ -1,8 +1,8 @@
 """The epoch loop of one trial: patches in, validation Dice out after every epoch, best weights kept.
 
 The trainer does not import Optuna. It takes a frozen `TrainingConfig`, the study's data and a
-`Reporter`; after each epoch it hands the reporter an `EpochRecord` and stops when the reporter
-asks it to.
+`Reporter`. After each epoch it hands the reporter an `EpochRecord`, and it stops when the
+reporter's `should_stop` returns True.
 """
 
 from __future__ import annotations
