@@ -27,7 +27,7 @@ def split_cases(
 
     With `folds`, the listed case identifiers are used as given, or with `folds["by"]`, the cases
     whose metadata value under that key is listed (other cases are left out). Otherwise a seeded shuffle puts
-    `validation_fraction` of the cases (at least one) into validation; with `group_by`, whole
+    `validation_fraction` of the cases (at least one) into validation. With `group_by`, whole
     groups (cases sharing that metadata value, such as a patient or a video) move together.
     """
     if folds is not None:

@@ -1,6 +1,6 @@
 """Stopping a worker cleanly on SIGTERM or Ctrl-C.
 
-The first SIGTERM or SIGINT asks the worker to stop. If a trial is training at that moment, the
+The first SIGTERM or SIGINT requests a stop. If a trial is training at that moment, the
 signal handler raises `WorkerInterrupted` inside it, so the trial ends at once as FAIL with the
 reason recorded, and the worker queues its parameters again before it exits. Outside training
 (while Optuna writes to the storage) the handler only records the request, so that no storage

@@ -30,7 +30,7 @@ def real_case(tmp_path_factory) -> tuple[Path, Path]:
     masks = HN_MASKS / REAL_CASE / "segmentations"
     if not masks.is_dir():
         pytest.skip(f"real head-and-neck masks not found at {masks}")
-    # the generator's command line, as the README runs it, on a folder that holds one real case
+    # the generator's command line, as the README runs it, on a folder that contains one real case
     masks_root = tmp_path_factory.mktemp("masks")
     (masks_root / REAL_CASE).symlink_to(HN_MASKS / REAL_CASE, target_is_directory=True)
     out = tmp_path_factory.mktemp("ct")

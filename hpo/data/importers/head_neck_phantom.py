@@ -9,8 +9,8 @@ follow. With the defaults the nerves are barely visible in a single slice.
 
     python -m hpo.data.importers.head_neck_phantom --masks ../shared/data/hn-oar-masks --out data/hn-ct
 
-NOTE: these volumes test the pipeline and the search on real anatomy; Dice scores on them say
-nothing about real CT.
+NOTE: these volumes test the pipeline and the search on real anatomy. Their intensities are
+generated, so Dice scores on them do not predict accuracy on real CT.
 """
 
 from __future__ import annotations

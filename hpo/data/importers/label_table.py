@@ -37,12 +37,12 @@ class LabelTable:
 
     def structure_for(self, file_stem: str, case_id: str) -> str | None:
         """Return the structure whose mask the file contains, or None when the table does not list the file."""
-        wanted = file_stem.lower()
+        expected = file_stem.lower()
         for name in self.values:
-            if name.lower() == wanted:
+            if name.lower() == expected:
                 return name
         for pattern, name in self.files.items():
-            if pattern.replace("{case}", case_id).lower() == wanted:
+            if pattern.replace("{case}", case_id).lower() == expected:
                 return name
         return None
 
